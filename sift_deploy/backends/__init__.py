@@ -1,0 +1,1 @@
+"""Runtime backends: onnxruntime (x86), litert (Raspberry Pi), tensorrt (Jetson)."""

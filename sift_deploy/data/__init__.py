@@ -1,0 +1,1 @@
+"""Data: readers, deterministic splits, preprocessing and the committed calibration set."""

@@ -1,0 +1,78 @@
+"""Atomic file and directory writes: write to a temporary sibling, then rename into place."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .errors import SiftError
+
+
+def check_writable(path: Path, force: bool) -> None:
+    """Refuse to overwrite without --force, and refuse a path whose parent is a file."""
+    if path.exists() and not force:
+        raise SiftError(f"{path} already exists; pass --force to overwrite it or choose another path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SiftError(f"cannot write {path}: {parent} is a file, not a folder")
+            break
+
+
+@contextmanager
+def atomic_file(path: Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path in the same folder; on success rename it onto `path`."""
+    path = Path(path)
+    check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_dir(path: Path, force: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside `path`; on success it replaces `path` in one rename.
+
+    An existing `path` is moved aside first and deleted only after the new one is in place, so a
+    failure at any point leaves either the old folder or the new one, never a mix.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SiftError(f"output path {path} is a file; choose a folder path")
+    check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = None
+    try:
+        yield tmp
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, old / "x")
+        os.replace(tmp, path)
+    except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old / "x", path)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

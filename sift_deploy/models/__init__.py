@@ -1,0 +1,41 @@
+"""Model registry: architecture name -> builder of a `SplitClassifier`.
+
+Each SiftFunnel architecture has an unprotected twin cut at the same depth, for comparisons.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..errors import SiftError
+from .cnn import plain_cnn, siftfunnel_cnn
+from .split import ModelSpec, SplitClassifier
+
+Builder = Callable[[ModelSpec], SplitClassifier]
+
+ARCHITECTURES: dict[str, Builder] = {
+    "siftfunnel-cnn": siftfunnel_cnn,
+    "plain-cnn": plain_cnn,
+}
+
+TWINS: dict[str, str] = {
+    "siftfunnel-cnn": "plain-cnn",
+}
+
+SUPPORTED_INPUT_SIZES = (32, 64)
+SUPPORTED_CHANNELS = (1, 3)
+
+
+def build_model(spec: ModelSpec) -> SplitClassifier:
+    if spec.arch not in ARCHITECTURES:
+        raise SiftError(f"unknown architecture {spec.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
+    if spec.input_size not in SUPPORTED_INPUT_SIZES:
+        raise SiftError(f"input size {spec.input_size} is not supported; use 32 or 64")
+    if spec.in_channels not in SUPPORTED_CHANNELS:
+        raise SiftError(f"{spec.in_channels} input channels are not supported; use 1 (grey) or 3 (RGB)")
+    if spec.num_classes < 2:
+        raise SiftError(f"num_classes must be at least 2, got {spec.num_classes}")
+    return ARCHITECTURES[spec.arch](spec)
+
+
+__all__ = ["ARCHITECTURES", "TWINS", "ModelSpec", "SplitClassifier", "build_model"]

@@ -1,0 +1,83 @@
+"""The 4-block CNN backbone: SiftFunnel (`pv4_classifier_4`) and the unprotected `Classifier_4`.
+
+SiftFunnel edge: block1 -> SE -> TripletAttention -> funnel (`block2_mix`) -> SE -> CBAM = z.
+Cloud: Up -> TripletAttention -> block3 -> block4 -> fc.
+The unprotected twin is four Conv-BN-ReLU-MaxPool blocks, cut after block2 (same depth).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import CBAM, SqueezeExcite, TripletAttention, Up, conv_bn_relu_pool, funnel
+from .split import ModelSpec, SplitClassifier
+
+WIDTH = 64  # the official `ndf`
+FUNNEL_CHANNELS = 12
+
+
+class SiftFunnelCNNEdge(nn.Module):
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.block1 = conv_bn_relu_pool(in_channels, WIDTH)
+        self.se_block1 = SqueezeExcite(WIDTH, reduction=32)
+        self.triplet = TripletAttention()
+        self.block2_mix = funnel(WIDTH, WIDTH // 4, FUNNEL_CHANNELS, pool=True)
+        self.se_block2 = SqueezeExcite(FUNNEL_CHANNELS, reduction=4)
+        self.cbam = CBAM(FUNNEL_CHANNELS, ratio=6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.triplet(self.se_block1(self.block1(x)))
+        return self.cbam(self.se_block2(self.block2_mix(x)))
+
+
+def _head(input_size: int, num_classes: int) -> nn.Sequential:
+    """fc of the CNN: flattened 512 x (s/16)^2 -> 5*K -> dropout -> K."""
+    flat = WIDTH * 8 * (input_size // 16) ** 2
+    return nn.Sequential(nn.Linear(flat, num_classes * 5), nn.Dropout(0.5), nn.Linear(num_classes * 5, num_classes))
+
+
+class SiftFunnelCNNCloud(nn.Module):
+    def __init__(self, input_size: int, num_classes: int):
+        super().__init__()
+        self.up = Up(FUNNEL_CHANNELS, WIDTH * 2)
+        self.triplet_cloud = TripletAttention()
+        self.block3 = conv_bn_relu_pool(WIDTH * 2, WIDTH * 4)
+        self.block4 = conv_bn_relu_pool(WIDTH * 4, WIDTH * 8)
+        self.fc = _head(input_size, num_classes)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        x = self.block4(self.block3(self.triplet_cloud(self.up(z))))
+        return self.fc(torch.flatten(x, 1))
+
+
+class PlainCNNEdge(nn.Module):
+    def __init__(self, in_channels: int):
+        super().__init__()
+        self.block1 = conv_bn_relu_pool(in_channels, WIDTH)
+        self.block2 = conv_bn_relu_pool(WIDTH, WIDTH * 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block2(self.block1(x))
+
+
+class PlainCNNCloud(nn.Module):
+    def __init__(self, input_size: int, num_classes: int):
+        super().__init__()
+        self.block3 = conv_bn_relu_pool(WIDTH * 2, WIDTH * 4)
+        self.block4 = conv_bn_relu_pool(WIDTH * 4, WIDTH * 8)
+        self.fc = _head(input_size, num_classes)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.block4(self.block3(z)), 1))
+
+
+def siftfunnel_cnn(spec: ModelSpec) -> SplitClassifier:
+    edge = SiftFunnelCNNEdge(spec.in_channels)
+    return SplitClassifier(spec, edge, SiftFunnelCNNCloud(spec.input_size, spec.num_classes), "cbam")
+
+
+def plain_cnn(spec: ModelSpec) -> SplitClassifier:
+    edge = PlainCNNEdge(spec.in_channels)
+    return SplitClassifier(spec, edge, PlainCNNCloud(spec.input_size, spec.num_classes), "block2")

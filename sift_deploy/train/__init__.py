@@ -1,0 +1,1 @@
+"""Training: the SiftFunnel objective and the loop."""

@@ -1,0 +1,69 @@
+"""`sift-deploy train`: load data, train, evaluate on the test split, write checkpoint + metrics."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..checkpoint import save_checkpoint
+from ..data.preprocess import DEFAULT_MEAN, DEFAULT_STD, model_input
+from ..data.sources import load_dataset
+from ..data.splits import make_splits
+from ..errors import SiftError
+from ..fileio import atomic_file, check_writable
+from ..models import ModelSpec, build_model
+from .loop import Recipe, StepReport, evaluate, train_model
+
+
+def metrics_path_for(output: Path) -> Path:
+    return output.with_name(output.name.removesuffix(".safetensors") + ".metrics.json")
+
+
+def run_training(
+    recipe: Recipe,
+    output: Path,
+    data_dir: Path | None,
+    input_size: int,
+    split_seed: int,
+    force: bool,
+    on_step: Callable[[StepReport], None] | None = None,
+) -> dict:
+    output = Path(output)
+    if output.suffix != ".safetensors":
+        raise SiftError(f"the checkpoint path must end in .safetensors, got {output.name}")
+    metrics_path = metrics_path_for(output)
+    check_writable(output, force)
+    check_writable(metrics_path, force)
+    if recipe.defense not in ("siftfunnel", "none"):
+        raise SiftError(f"unknown defense {recipe.defense!r}; use siftfunnel or none")
+    if recipe.defense == "siftfunnel" and not recipe.arch.startswith("siftfunnel-"):
+        raise SiftError(f"{recipe.arch} has no funnel; train it with --defense none or pick a siftfunnel-* architecture")
+    data = load_dataset(data_dir)
+    splits = make_splits(data, seed=split_seed)
+    channels = int(splits.train.images.shape[1])
+    num_classes = len(splits.class_names)
+    spec = ModelSpec(recipe.arch, channels, num_classes, input_size)
+    build_model(spec)  # validates the spec before minutes of training
+    model, stats = train_model(recipe, spec, splits.train, DEFAULT_MEAN, DEFAULT_STD, on_step)
+    test_inputs = model_input(splits.test.images, input_size, DEFAULT_MEAN, DEFAULT_STD)
+    metrics = {
+        "test_accuracy": round(evaluate(model, test_inputs, splits.test.labels), 5),
+        "test_images": len(splits.test),
+        **stats,
+    }
+    metadata = {
+        "normalization": {"mean": DEFAULT_MEAN, "std": DEFAULT_STD},
+        "class_names": list(splits.class_names),
+        "dataset": splits.info.as_dict(),
+        "preprocessing": f"uint8 -> fit_to_size({input_size}) (centre zero-pad, integer nearest upscale) -> /255 -> (x-mean)/std",
+        "training": {**recipe.as_dict(), "torch": torch.__version__, "python": platform.python_version()},
+        "metrics": metrics,
+    }
+    save_checkpoint(model, metadata, output, force=force)
+    with atomic_file(metrics_path, force=force) as tmp:
+        tmp.write_text(json.dumps({"checkpoint": str(output), **metrics, "training": metadata["training"]}, indent=2) + "\n")
+    return {"checkpoint": str(output), "metrics_file": str(metrics_path), **metrics}

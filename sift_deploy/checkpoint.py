@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +31,8 @@ METADATA_KEY = "sift_deploy"
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 REFERENCE_CHECKPOINT = REFERENCE_DIR / "siftfunnel-cnn-fmnist.safetensors"
 REFERENCE_TWIN = REFERENCE_DIR / "plain-cnn-fmnist.safetensors"
+SAFETENSORS_SUFFIXES = {".safetensors"}
+TORCH_SUFFIXES = {".pth", ".pt", ".ckpt", ".tar", ".bin", ".pkl"}
 
 
 @dataclass
@@ -98,12 +102,19 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]
 
 def _read_pickled_state(path: Path) -> dict[str, torch.Tensor]:
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing; the refusal is what counts
+            warnings.simplefilter("ignore")
+            obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise SiftError(f"refused {path}: it holds pickled code or objects beyond plain tensors, which sift-deploy never "
-                        f"executes; re-save it as a plain state_dict or as safetensors") from exc
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise SiftError(f"refused {path}: unpickling it would import {found.group(1)}, and sift-deploy never runs code "
+                            f"from a checkpoint; re-save it as a plain state_dict or as safetensors") from exc
+        raise SiftError(f"{path} is not a readable PyTorch checkpoint: it is corrupt, or uses pickle features beyond plain "
+                        f"tensors that sift-deploy does not run; re-save it as a plain state_dict or as safetensors") from exc
     except (EOFError, RuntimeError, OSError, ValueError) as exc:
-        raise SiftError(f"{path} is not a readable PyTorch checkpoint ({exc}); it may be truncated or corrupt") from exc
+        reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SiftError(f"{path} is not a readable PyTorch checkpoint ({reason}); it may be truncated or corrupt") from exc
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -177,7 +188,11 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
     with open(path, "rb") as f:
         head = f.read(8)
     # safetensors begins with a little-endian u64 header length; zip (torch.save) begins with PK, pickle with 0x80.
-    is_safetensors = path.suffix == ".safetensors" or (head[:2] != b"PK" and head[:1] != b"\x80" and len(head) == 8)
+    # The suffix decides where it is a known one, so a corrupt .pth is reported as a PyTorch file.
+    if path.suffix in SAFETENSORS_SUFFIXES or path.suffix in TORCH_SUFFIXES:
+        is_safetensors = path.suffix in SAFETENSORS_SUFFIXES
+    else:
+        is_safetensors = head[:2] != b"PK" and head[:1] != b"\x80" and len(head) == 8
     notes: list[str] = []
     if is_safetensors:
         state, meta = _read_safetensors(path)
@@ -190,7 +205,15 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
     official = meta is None
     state = strip_prefixes(state)
     if meta is not None:
-        spec = ModelSpec(meta["arch"], int(meta["in_channels"]), int(meta["num_classes"]), int(meta["input_size"]))
+        try:
+            spec = ModelSpec(str(meta["arch"]), int(meta["in_channels"]), int(meta["num_classes"]), int(meta["input_size"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SiftError(f"{path} has incomplete sift-deploy metadata (arch, in_channels, num_classes and input_size "
+                            f"are needed; problem with {exc}); re-save the checkpoint") from exc
+        if arch is not None and arch != spec.arch:
+            raise SiftError(f"{path} holds a {spec.arch} model, not {arch}; drop --arch (project checkpoints record it)")
+        if input_size is not None and input_size != spec.input_size:
+            raise SiftError(f"{path} was trained at input size {spec.input_size}, not {input_size}; drop --input-size")
     else:
         spec = infer_spec(arch, state, input_size)
         meta = {"arch": spec.arch, "in_channels": spec.in_channels, "num_classes": spec.num_classes,

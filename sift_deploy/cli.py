@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -80,6 +81,10 @@ def train(
                     weights=ObjectiveWeights(alpha=alpha, beta=beta, gamma=gamma, l1=l1, smoothing=smoothing))
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=json_out)
+    # rich's live bar draws nothing into a log file: there, print one plain line per epoch instead.
+    plain_log = not err_console.is_terminal
+    epoch_sums: dict[str, float] = {}
+    epoch_state = {"steps": 0, "done": 0, "started": time.perf_counter()}
     with progress:
         task = progress.add_task("train", total=None, info="loading data")
 
@@ -87,6 +92,19 @@ def train(
             terms = " ".join(f"{k} {v:.3f}" for k, v in report.terms.items())
             progress.update(task, total=report.total_steps, completed=report.step,
                             info=f"ep {report.epoch:.2f} loss {report.loss:.3f} {terms} acc {report.train_acc:.3f}")
+            if not plain_log:
+                return
+            for key, value in {"loss": report.loss, **report.terms}.items():
+                epoch_sums[key] = epoch_sums.get(key, 0.0) + value
+            epoch_state["steps"] += 1
+            if int(report.epoch + 1e-9) > epoch_state["done"] or report.step == report.total_steps:
+                epoch_state["done"] = int(report.epoch + 1e-9)
+                means = " ".join(f"{k} {v / epoch_state['steps']:.4f}" for k, v in epoch_sums.items())
+                elapsed = time.perf_counter() - epoch_state["started"]
+                print(f"epoch {report.epoch:.2f}/{recipe.epochs:g} step {report.step}/{report.total_steps} {means} "
+                      f"train_acc {report.train_acc:.4f} elapsed {elapsed:.0f}s", file=sys.stderr, flush=True)
+                epoch_sums.clear()
+                epoch_state["steps"] = 0
 
         try:
             result = run_training(recipe, output, data_dir, input_size, split_seed, force, on_step)
@@ -98,6 +116,28 @@ def train(
     else:
         console.print(f"wrote {result['checkpoint']} - test accuracy {result['test_accuracy']:.2%} "
                       f"on {result['test_images']} images after {result['epochs']:.2f} epochs ({result['train_seconds']} s)")
+
+
+@app.command("inspect")
+def inspect_command(
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="A .safetensors checkpoint, or an official .pth with --arch (default: the shipped reference).", show_default=False)] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture of an official .pth checkpoint (project checkpoints record it).")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Input side of an official checkpoint whose weights fit both 32 and 64.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")] = False,
+) -> None:
+    """Show a checkpoint's split: transmitted shape and bytes, edge/cloud params and MACs, and its metadata."""
+    from .inspect import inspect_checkpoint, render_inspection
+
+    try:
+        doc = inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
+    except SiftError as exc:
+        fail(str(exc))
+    if json_out:
+        print(json.dumps(doc, indent=2))
+    else:
+        for table in render_inspection(doc):
+            console.print(table)
+            console.print()
 
 
 def run() -> None:

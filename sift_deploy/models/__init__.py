@@ -9,17 +9,25 @@ from typing import Callable
 
 from ..errors import SiftError
 from .cnn import plain_cnn, siftfunnel_cnn
+from .resnet import plain_resnet18, siftfunnel_resnet18
 from .split import ModelSpec, SplitClassifier
+from .vgg import plain_vgg16bn, siftfunnel_vgg16bn
 
 Builder = Callable[[ModelSpec], SplitClassifier]
 
 ARCHITECTURES: dict[str, Builder] = {
     "siftfunnel-cnn": siftfunnel_cnn,
     "plain-cnn": plain_cnn,
+    "siftfunnel-vgg16bn": siftfunnel_vgg16bn,
+    "plain-vgg16bn": plain_vgg16bn,
+    "siftfunnel-resnet18": siftfunnel_resnet18,
+    "plain-resnet18": plain_resnet18,
 }
 
 TWINS: dict[str, str] = {
     "siftfunnel-cnn": "plain-cnn",
+    "siftfunnel-vgg16bn": "plain-vgg16bn",
+    "siftfunnel-resnet18": "plain-resnet18",
 }
 
 SUPPORTED_INPUT_SIZES = (32, 64)

@@ -1,0 +1,83 @@
+"""Parity of an exported edge against the float PyTorch edge (numpy only: runs on devices).
+
+Compared on held-out real images: the transmitted tensor z (cosine similarity per image, max-abs
+error) and the top-1 agreement of the full pipeline (exported edge -> float cloud) with the float
+model. The int8-on-the-wire variant sends the exported z through the bundle's wire quantization.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import wire
+
+
+def cosine_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a.reshape(len(a), -1).astype(np.float64)
+    b = b.reshape(len(b), -1).astype(np.float64)
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    both_zero = (na == 0) & (nb == 0)
+    cos = (a * b).sum(1) / np.maximum(na * nb, 1e-30)
+    return np.where(both_zero, 1.0, cos)
+
+
+def compare(
+    z_ref: np.ndarray,
+    z_dep: np.ndarray,
+    pred_ref: np.ndarray,
+    logits_dep: np.ndarray | None,
+    labels: np.ndarray | None,
+    thresholds: dict | None,
+    logits_wire: np.ndarray | None = None,
+) -> dict:
+    cos = cosine_per_image(z_ref, z_dep)
+    result: dict = {
+        "images": int(len(z_ref)),
+        "cosine_mean": float(cos.mean()),
+        "cosine_min": float(cos.min()),
+        "max_abs": float(np.abs(z_ref.astype(np.float64) - z_dep).max()),
+        "feature_max": float(np.abs(z_ref).max()),
+    }
+    if logits_dep is not None:
+        pred_dep = logits_dep.argmax(1)
+        result["top1_agreement"] = float((pred_dep == pred_ref).mean())
+        if labels is not None:
+            result["accuracy_float"] = float((pred_ref == labels).mean())
+            result["accuracy_deployed"] = float((pred_dep == labels).mean())
+    if logits_wire is not None:
+        pred_wire = logits_wire.argmax(1)
+        result["wire_int8"] = {"top1_agreement": float((pred_wire == pred_ref).mean())}
+        if labels is not None:
+            result["wire_int8"]["accuracy"] = float((pred_wire == labels).mean())
+    failures = []
+    if thresholds:
+        result["thresholds"] = dict(thresholds)
+        if result["cosine_mean"] < thresholds["min_cosine"]:
+            failures.append(f"cosine {result['cosine_mean']:.6f} is {thresholds['min_cosine'] - result['cosine_mean']:.2g} "
+                            f"below the minimum {thresholds['min_cosine']}")
+        if result["max_abs"] > thresholds["max_abs"]:
+            failures.append(f"max-abs error {result['max_abs']:.3g} exceeds {thresholds['max_abs']} by "
+                            f"{result['max_abs'] - thresholds['max_abs']:.3g}")
+        if "top1_agreement" in result and result["top1_agreement"] < thresholds["min_top1_agreement"]:
+            failures.append(f"top-1 agreement {result['top1_agreement']:.2%} is "
+                            f"{(thresholds['min_top1_agreement'] - result['top1_agreement']) * 100:.2f} points below "
+                            f"{thresholds['min_top1_agreement']:.2%}")
+    result["failures"] = failures
+    result["passed"] = not failures
+    return result
+
+
+def run_in_batches(fn, x: np.ndarray, batch: int) -> np.ndarray:
+    return np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def deployed_parity(runner, cloud, inputs: np.ndarray, z_ref: np.ndarray, pred_ref: np.ndarray,
+                    labels: np.ndarray | None, thresholds: dict | None, wire_params: dict | None,
+                    batch: int = 256) -> dict:
+    """Run the exported edge (`runner`) and the float cloud (`cloud`, may be None) and compare."""
+    z_dep = run_in_batches(runner.infer, inputs, batch)
+    logits_dep = run_in_batches(cloud.infer, z_dep, batch) if cloud is not None else None
+    logits_wire = None
+    if cloud is not None and wire_params is not None:
+        logits_wire = run_in_batches(cloud.infer, wire.roundtrip(z_dep, wire_params), batch)
+    return compare(z_ref, z_dep, pred_ref, logits_dep, labels, thresholds, logits_wire)

@@ -106,7 +106,7 @@ def _read_pickled_state(path: Path) -> dict[str, torch.Tensor]:
             warnings.simplefilter("ignore")
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        found = re.search(r"(?:Unsupported global: |unsupported )GLOBAL ([\w.]+)", str(exc))
         if found:
             raise SiftError(f"refused {path}: unpickling it would import {found.group(1)}, and sift-deploy never runs code "
                             f"from a checkpoint; re-save it as a plain state_dict or as safetensors") from exc

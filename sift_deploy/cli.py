@@ -79,10 +79,11 @@ def train(
     recipe = Recipe(arch=arch, defense=defense, epochs=epochs, batch_size=batch_size, lr=lr, flip=flip, seed=seed,
                     threads=threads, max_steps=max_steps,
                     weights=ObjectiveWeights(alpha=alpha, beta=beta, gamma=gamma, l1=l1, smoothing=smoothing))
-    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=json_out)
-    # rich's live bar draws nothing into a log file: there, print one plain line per epoch instead.
+    # rich's live bar draws nothing into a log file (only its last state, at the end): there, print one plain
+    # line per epoch instead.
     plain_log = not err_console.is_terminal
+    progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=json_out or plain_log)
     epoch_sums: dict[str, float] = {}
     epoch_state = {"steps": 0, "done": 0, "started": time.perf_counter()}
     with progress:
@@ -109,18 +110,20 @@ def train(
         try:
             result = run_training(recipe, output, data_dir, input_size, split_seed, force, on_step)
         except SiftError as exc:
+            progress.update(task, visible=False)  # leave only the one-line error on screen
             progress.stop()
             fail(str(exc))
     if json_out:
         print(json.dumps(result, indent=2))
     else:
         console.print(f"wrote {result['checkpoint']} - test accuracy {result['test_accuracy']:.2%} "
-                      f"on {result['test_images']} images after {result['epochs']:.2f} epochs ({result['train_seconds']} s)")
+                      f"on {result['test_images']} images after {result['epochs']:.2f} epochs ({result['train_seconds']} s)",
+                      soft_wrap=True, highlight=False)
 
 
 @app.command("inspect")
 def inspect_command(
-    checkpoint: Annotated[Optional[Path], typer.Argument(help="A .safetensors checkpoint, or an official .pth with --arch (default: the shipped reference).", show_default=False)] = None,
+    checkpoint: Annotated[Optional[Path], typer.Argument(metavar="CHECKPOINT", help="A .safetensors checkpoint, or an official .pth with --arch (default: the shipped reference).", show_default=False)] = None,
     arch: Annotated[Optional[str], typer.Option(help="Architecture of an official .pth checkpoint (project checkpoints record it).")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="Input side of an official checkpoint whose weights fit both 32 and 64.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")] = False,
@@ -138,6 +141,170 @@ def inspect_command(
         for table in render_inspection(doc):
             console.print(table)
             console.print()
+
+
+def _parity_table(parity: dict, title: str):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("figure")
+    table.add_column("measured", justify="right")
+    table.add_column("bound", justify="right")
+    limits = parity.get("thresholds", {})
+    rows = [
+        ("cosine of z (mean)", f"{parity['cosine_mean']:.6f}", f">= {limits['min_cosine']}" if limits else ""),
+        ("cosine of z (worst image)", f"{parity['cosine_min']:.6f}", ""),
+        ("max-abs error of z", f"{parity['max_abs']:.3g}", f"<= {limits['max_abs']}" if limits else ""),
+    ]
+    if "top1_agreement" in parity:
+        rows.append(("top-1 agreement with float", f"{parity['top1_agreement']:.2%}",
+                     f">= {limits['min_top1_agreement']:.2%}" if limits else ""))
+    if "accuracy_float" in parity:
+        rows.append(("accuracy float / deployed", f"{parity['accuracy_float']:.2%} / {parity['accuracy_deployed']:.2%}", ""))
+    if "wire_int8" in parity:
+        wire_row = f"{parity['wire_int8']['top1_agreement']:.2%}"
+        if "accuracy" in parity["wire_int8"]:
+            wire_row += f" (accuracy {parity['wire_int8']['accuracy']:.2%})"
+        rows.append(("top-1 agreement, int8 on the wire", wire_row, ""))
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+@app.command("export")
+def export_command(
+    checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.")] = None,
+    target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a shipped profile name (see targets/), or a profile .toml path.")] = "x86",
+    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or int8 (default: the profile's).")] = None,
+    calib: Annotated[Optional[Path], typer.Option(help="Calibration images (.npz with 'images', or .npy); default: the committed set.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset to draw calibration images from (its train split) and to check parity on (its test split).")] = None,
+    calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
+    calib_count: Annotated[int, typer.Option(help="Calibration images to use.")] = 512,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bundle folder (default: bundles/ARCH-TARGET-PRECISION).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture of an official .pth checkpoint.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for calibration sampling, recorded in the manifest.")] = 0,
+    force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+) -> None:
+    """Split at the funnel, quantize and export the edge for a device, export the float cloud, check parity.
+
+    Exit 0: bundle written and parity holds. Exit 1: bundle written but parity misses a bound. Exit 2: bad input.
+    """
+    from .export import export_bundle
+
+    with err_console.status("exporting", spinner="dots") as status:
+        try:
+            outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
+                                    calib_count, arch=arch, on_stage=lambda s: status.update(s))
+        except SiftError as exc:
+            status.stop()
+            fail(str(exc))
+    manifest = outcome.manifest
+    parity = manifest["parity"]
+    if json_out:
+        print(json.dumps(manifest, indent=2))
+    else:
+        console.print(f"bundle [bold]{outcome.bundle}[/]: {manifest['model']['arch']} edge -> {manifest['backend']} "
+                      f"{manifest['precision']} ({manifest['edge_file']}), cloud -> {manifest['cloud_file']}")
+        console.print(_parity_table(parity, f"parity on {parity['images']} images ({parity['source']}, {parity['runtime']})"))
+        for note in manifest["export"]["details"].get("notes", []):
+            console.print(f"note: {note}")
+    if not outcome.passed:
+        for failure in parity["failures"]:
+            err_console.print(f"[bold red]parity failed:[/] {failure}")
+        raise typer.Exit(1)
+
+
+@app.command("verify")
+def verify_command(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    threads: Annotated[Optional[int], typer.Option(help="Runtime threads (default: the profile's).")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help="Run a jetson bundle under onnxruntime as a labelled stand-in.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-hash every file of a bundle and re-run parity on its stored reference images.
+
+    Exit 0: intact and parity holds. Exit 1: a file was changed or parity fails. Exit 2: not a bundle.
+    """
+    from .verify import verify_bundle
+
+    try:
+        report = verify_bundle(bundle, threads, runtime)
+    except SiftError as exc:
+        fail(str(exc))
+    if json_out:
+        print(json.dumps(report, indent=2))
+    elif report["file_problems"]:
+        for problem in report["file_problems"]:
+            err_console.print(f"[bold red]tampered:[/] {problem}")
+    else:
+        console.print(f"{report['files_checked']} files match the manifest")
+        console.print(_parity_table(report["parity"], f"parity on {report['parity']['images']} stored images "
+                                                      f"({report['parity']['runtime']}; cloud: {report['cloud']})"))
+    if not report["passed"]:
+        for failure in report.get("parity", {}).get("failures", []):
+            err_console.print(f"[bold red]parity failed:[/] {failure}")
+        raise typer.Exit(1)
+
+
+@app.command("check")
+def check_command(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset with the aux (attacker) and test (private) splits; default: Debian's Fashion-MNIST.")] = None,
+    bounds: Annotated[Optional[Path], typer.Option(help="Bounds TOML (default: the shipped default-bounds.toml).")] = None,
+    report_dir: Annotated[Path, typer.Option(help="Where check.json, check.md, check.junit.xml and reconstructions.png go.")] = Path("reports"),
+    seed: Annotated[int, typer.Option(help="Base seed of the attacks; the same bundle and seed give the same verdict.")] = 0,
+    budget: Annotated[str, typer.Option(help="fast (default, < 10 min on 2 cores) or full (stronger, slower attacks).")] = "fast",
+    checkpoint: Annotated[Optional[Path], typer.Option(help="The float checkpoint the bundle came from (default: the path in its manifest).")] = None,
+    twin: Annotated[Optional[Path], typer.Option(help="Unprotected twin checkpoint for the attack-strength bound (default: the shipped twin).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Gate a deployment: accuracy and model-inversion leakage of the deployed artifact vs the float model.
+
+    Exit 0: every bound holds. Exit 1: a bound is broken (each is named with its figures). Exit 2: bad input.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bounds import load_bounds
+    from .privacy.budget import AttackBudget
+
+    try:
+        limits = load_bounds(bounds)
+        preset = AttackBudget.preset(budget)
+        from .check import run_check
+        from .report import markdown, write_reports
+    except SiftError as exc:
+        fail(str(exc))
+    except ImportError as exc:
+        fail(f"check needs the check extra ({exc.name} is missing); pip install 'sift-deploy[check]'")
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err_console, disable=json_out)
+    tasks: dict[str, int] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = progress.add_task(stage, total=total)
+        progress.update(tasks[stage], completed=done, total=total)
+
+    with progress:
+        try:
+            report, grid = run_check(bundle, limits, preset, seed, data_dir, checkpoint, twin, on_progress)
+        except SiftError as exc:
+            progress.stop()
+            fail(str(exc))
+    paths = write_reports(report, grid, report_dir)
+    report["reports"] = paths
+    if json_out:
+        print(json.dumps(report, indent=2))
+    else:
+        console.print(markdown(report))
+        console.print(f"reports: {', '.join(paths.values())}")
+    if not report["passed"]:
+        for b in report["bounds"]:
+            if not b["passed"]:
+                sign = "<=" if b["kind"] == "max" else ">="
+                err_console.print(f"[bold red]bound broken:[/] {b['name']}: {b['measured']:.4g} is not {sign} {b['limit']:.4g} ({b['detail']})")
+        raise typer.Exit(1)
 
 
 def run() -> None:

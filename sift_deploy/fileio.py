@@ -13,6 +13,13 @@ from typing import Iterator
 from .errors import SiftError
 
 
+def _default_mode(base: int) -> int:
+    """`base` less the process umask: the mode open()/mkdir() would give (mkstemp/mkdtemp give 0600/0700)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
 def check_writable(path: Path, force: bool) -> None:
     """Refuse to overwrite without --force, and refuse a path whose parent is a file."""
     if path.exists() and not force:
@@ -35,6 +42,7 @@ def atomic_file(path: Path, force: bool = False) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _default_mode(0o666))
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -56,6 +64,7 @@ def atomic_dir(path: Path, force: bool = False) -> Iterator[Path]:
     old = None
     try:
         yield tmp
+        os.chmod(tmp, _default_mode(0o777))
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             os.replace(path, old / "x")

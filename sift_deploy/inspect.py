@@ -144,7 +144,7 @@ def render_inspection(doc: dict) -> list[Table]:
     ]
     if recipe:
         weights = recipe.get("weights")
-        main = {k: v for k, v in recipe.items() if k not in ("weights", "torch", "python")}
+        main = {k: v for k, v in recipe.items() if k not in ("weights", "torch", "python") and v is not None}
         rows.append(("recipe", _plain(main)))
         if weights:
             rows.append(("objective", _plain(weights)))

@@ -23,6 +23,8 @@ def read_idx(path: Path) -> np.ndarray:
         raise SiftError(f"{path} is not an IDX file (bad magic number)")
     ndim = raw[3]
     header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise SiftError(f"{path} is truncated: its header names {ndim} dimensions but ends after {len(raw)} bytes")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize

@@ -1,0 +1,97 @@
+"""Shared fixtures: the real Fashion-MNIST files, a small real subset of them, and a tiny saved checkpoint."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sift_deploy.checkpoint import save_checkpoint
+from sift_deploy.data.sources import DEFAULT_DATA_DIR, Dataset, load_dataset
+from sift_deploy.models import ModelSpec, SplitClassifier, build_model
+
+torch.set_num_threads(1)  # the machine has 2 cores and a reference training run may share them
+
+FASHION_MNIST_MISSING = "dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+def write_idx(path: Path, array: np.ndarray) -> Path:
+    """Write a uint8 array as an IDX file (gzipped when the name ends in .gz)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    raw = bytes([0, 0, 0x08, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(raw, compresslevel=1) if path.suffix == ".gz" else raw)
+    return path
+
+
+@pytest.fixture(scope="session")
+def idx_writer():
+    return write_idx
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_dir() -> Path:
+    if not all((DEFAULT_DATA_DIR / f"{name}.gz").exists() or (DEFAULT_DATA_DIR / name).exists() for name in IDX_FILES):
+        pytest.skip(FASHION_MNIST_MISSING)
+    return DEFAULT_DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist(fashion_mnist_dir) -> Dataset:
+    """The full real Fashion-MNIST (60,000 train + 10,000 test), read once per session."""
+    return load_dataset(fashion_mnist_dir)
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist_subset(fashion_mnist, tmp_path_factory) -> Path:
+    """An IDX folder with the first 300 train and 200 test images of the real files (for quick training runs)."""
+    folder = tmp_path_factory.mktemp("data") / "fashion-mnist-subset"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte", fashion_mnist.train_images[:300, 0])
+    write_idx(folder / "train-labels-idx1-ubyte", fashion_mnist.train_labels[:300])
+    write_idx(folder / "t10k-images-idx3-ubyte", fashion_mnist.test_images[:200, 0])
+    write_idx(folder / "t10k-labels-idx1-ubyte", fashion_mnist.test_labels[:200])
+    return folder
+
+
+TINY_METADATA = {
+    "normalization": {"mean": 0.5, "std": 0.5},
+    "class_names": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "dataset": {"seed": 7, "aux_fraction": 1 / 6, "sizes": {"train": 50000, "aux": 10000, "test": 10000},
+                "source": "/usr/share/datasets/fashion-mnist", "dataset": "fashion-mnist"},
+    "training": {"arch": "siftfunnel-cnn", "defense": "siftfunnel", "epochs": 0.01, "batch_size": 128, "lr": 0.001,
+                 "seed": 3, "weights": {"alpha": 5.0, "beta": 2.0, "gamma": 2.0, "l1": 0.03, "smoothing": 0.25},
+                 "torch": torch.__version__, "python": "3.11"},
+    "metrics": {"test_accuracy": 0.1234, "test_images": 10000, "steps": 4, "epochs": 0.01},
+}
+
+
+@dataclass
+class TinyCheckpoint:
+    path: Path
+    model: SplitClassifier
+    metadata: dict
+
+
+def make_tiny_model(arch: str = "siftfunnel-cnn", seed: int = 0, input_size: int = 32) -> SplitClassifier:
+    """An untrained model with randomised BatchNorm statistics (so a round trip that drops buffers shows)."""
+    torch.manual_seed(seed)
+    model = build_model(ModelSpec(arch, 1, 10, input_size))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> TinyCheckpoint:
+    """A siftfunnel-cnn (1x32x32, 10 classes) saved once per session with made-up but complete metadata."""
+    model = make_tiny_model()
+    path = save_checkpoint(model, TINY_METADATA, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
+    return TinyCheckpoint(path, model, TINY_METADATA)

@@ -1,0 +1,242 @@
+"""The six backbones: official checkpoints load strictly, the split is exact, sizes match the paper digest.
+
+Official layouts come from `official_layout.py` (written from the official code, not from ours).
+Expected sizes are those of /work/shared/research/siftfunnel.md §3.4 and §3.5.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from official_layout import OFFICIAL, Layout
+from sift_deploy.checkpoint import load_checkpoint, load_state_strict
+from sift_deploy.errors import SiftError
+from sift_deploy.models import ARCHITECTURES, TWINS, ModelSpec, build_model
+
+SOURCE = Path("official.pth")
+
+# (channels, size-divisor) of z per architecture: z is C x s/d x s/d.
+TRANSMITTED = {
+    "siftfunnel-cnn": (12, 4),
+    "plain-cnn": (128, 4),
+    "siftfunnel-vgg16bn": (4, 4),
+    "plain-vgg16bn": (128, 4),
+    "siftfunnel-resnet18": (6, 2),
+    "plain-resnet18": (128, 2),
+}
+
+# Edge parameters (§3.4, 64x64, nc=3; the ResNet without its dead layer1). Edge size does not depend
+# on the input size; nc=1 removes 2 x 64 x 9 = 1,152 weights of the first conv (§3.4 gives 9,202 for
+# the CNN and 378,648 - 147,968 (layer1) = 230,680 for the ResNet).
+EDGE_PARAMS = {
+    "siftfunnel-cnn": 10_354,
+    "plain-cnn": 76_032,
+    "siftfunnel-vgg16bn": 300_574,
+    "plain-vgg16bn": 260_928,
+    "siftfunnel-resnet18": 231_832,
+    "plain-resnet18": 675_392,
+}
+GREY_SAVING = 2 * 64 * 9
+
+# Whole-model parameters (§3.4, nc=3, 10 classes, 64x64; the ResNet with its dead layer1).
+TOTAL_PARAMS = {
+    "siftfunnel-cnn": 2.06e6,
+    "plain-cnn": 1.96e6,
+    "siftfunnel-vgg16bn": 40.28e6,
+    "plain-vgg16bn": 39.94e6,
+    "siftfunnel-resnet18": 11.05e6,
+    "plain-resnet18": 11.19e6,
+}
+DEAD_LAYER1_PARAMS = 147_968
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def fake_state(layout: Layout) -> dict[str, torch.Tensor]:
+    """A tensor per key, each filled with its own value, so a key loaded into the wrong place shows."""
+    state = {}
+    for i, (key, shape) in enumerate(layout.items()):
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(i, dtype=torch.long)
+        else:
+            state[key] = torch.full(shape, (i + 1) / 1000.0)
+    return state
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def official_cases():
+    for official in OFFICIAL.values():
+        for size in official.sizes:
+            for nc, classes in ((1, 2), (3, 10)):
+                yield pytest.param(official.name, nc, classes, size, id=f"{official.name}-nc{nc}-{size}")
+
+
+# -- the official layouts themselves -----------------------------------------------------------------
+
+def test_official_layouts_have_the_documented_key_counts():
+    counts = {name: len(OFFICIAL[name].layout(3, 10, 64)) for name in ("pv4_classifier_4", "rn18_pv4", "vgg16_bn_pv4")}
+    assert counts == {"pv4_classifier_4": 92, "rn18_pv4": 191, "vgg16_bn_pv4": 172}
+
+
+def test_every_architecture_has_an_official_counterpart_and_twin():
+    assert {o.arch for o in OFFICIAL.values()} == set(ARCHITECTURES)
+    assert TWINS == {
+        "siftfunnel-cnn": "plain-cnn",
+        "siftfunnel-vgg16bn": "plain-vgg16bn",
+        "siftfunnel-resnet18": "plain-resnet18",
+    }
+
+
+# -- loading -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, nc, classes, size", list(official_cases()))
+def test_official_layout_loads_strictly(name, nc, classes, size):
+    official = OFFICIAL[name]
+    model = build_model(ModelSpec(official.arch, nc, classes, size))
+    state = fake_state(official.layout(nc, classes, size))
+    load_state_strict(model, state, SOURCE)
+    loaded = model.state_dict()
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+
+
+@pytest.mark.parametrize("name, nc, classes, size", [
+    ("pv4_classifier_4", 1, 2, 32),
+    ("Classifier_4", 3, 10, 64),
+    ("rn18_pv4", 3, 10, 64),
+    ("rn18", 1, 2, 64),
+    ("vgg16_bn_pv4", 3, 10, 64),
+    ("vgg16_bn", 1, 2, 64),
+])
+def test_official_pth_loads_with_load_checkpoint(tmp_path, name, nc, classes, size):
+    official = OFFICIAL[name]
+    state = fake_state(official.layout(nc, classes, size))
+    path = tmp_path / f"{name}.pth"
+    torch.save({"epoch": 3, "model": {f"module.{k}": v for k, v in state.items()}, "best_cl_acc": 0.9}, path)
+    checkpoint = load_checkpoint(path, arch=official.arch)
+    assert checkpoint.official
+    assert checkpoint.spec == ModelSpec(official.arch, nc, classes, size)
+    assert not checkpoint.model.training
+    loaded = checkpoint.model.state_dict()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+
+
+@pytest.fixture(scope="module", params=sorted(OFFICIAL))
+def official_model(request):
+    official = OFFICIAL[request.param]
+    model = build_model(ModelSpec(official.arch, 3, 10, 64))
+    return model, official.layout(3, 10, 64)
+
+
+def _zeros(layout: Layout) -> dict[str, torch.Tensor]:
+    return {k: torch.zeros(shape, dtype=torch.long if k.endswith("num_batches_tracked") else torch.float32)
+            for k, shape in layout.items()}
+
+
+def test_one_wrong_shape_is_refused_naming_the_key(official_model):
+    model, layout = official_model
+    key = [k for k, shape in layout.items() if len(shape) == 4][len(layout) // 20]
+    state = _zeros(layout)
+    state[key] = torch.zeros(state[key].shape[0] + 1, *state[key].shape[1:])
+    with pytest.raises(SiftError, match="shape mismatch") as excinfo:
+        load_state_strict(model, state, SOURCE)
+    assert key in str(excinfo.value)
+
+
+def test_one_missing_key_is_refused_naming_the_key(official_model):
+    model, layout = official_model
+    key = list(layout)[len(layout) // 2]
+    state = _zeros(layout)
+    del state[key]
+    with pytest.raises(SiftError, match="missing") as excinfo:
+        load_state_strict(model, state, SOURCE)
+    assert key in str(excinfo.value)
+
+
+def test_siftfunnel_layout_is_refused_by_its_twin():
+    model = build_model(ModelSpec("plain-resnet18", 3, 10, 64))
+    with pytest.raises(SiftError, match="do not fit plain-resnet18"):
+        load_state_strict(model, _zeros(OFFICIAL["rn18_pv4"].layout(3, 10, 64)), SOURCE)
+
+
+# -- the split -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("nc, size", [(1, 32), (3, 64)])
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_split_is_exact_and_sized_as_documented(arch, nc, size):
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(arch, nc, 10, size)).eval()
+    channels, divisor = TRANSMITTED[arch]
+    assert model.transmitted_shape() == (channels, size // divisor, size // divisor)
+
+    x = torch.randn(2, nc, size, size)
+    with torch.no_grad():
+        z = model.edge(x)
+        assert z.shape == (2, channels, size // divisor, size // divisor)
+        assert torch.equal(model.cloud(z), model(x))
+        assert model(x).shape == (2, 10)
+
+    assert n_params(model.edge) == EDGE_PARAMS[arch] - (GREY_SAVING if nc == 1 else 0)
+    edge_keys, cloud_keys = set(model.edge.state_dict()), set(model.cloud.state_dict())
+    assert not edge_keys & cloud_keys
+    dead = {k for k in model.state_dict() if k.startswith("layer1.")} if arch == "siftfunnel-resnet18" else set()
+    assert edge_keys | cloud_keys | dead == set(model.state_dict())
+    if nc == 3 and size == 64:
+        assert n_params(model) == pytest.approx(TOTAL_PARAMS[arch], rel=5e-3)
+
+
+def test_resnet_edge_never_runs_the_dead_layer1():
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("siftfunnel-resnet18", 3, 10, 32)).eval()
+    layer1 = model.layer1
+    assert n_params(layer1) == DEAD_LAYER1_PARAMS
+    assert not any(k.startswith("layer1.") for k in model.edge.state_dict())
+    assert not any(k.startswith("layer1.") for k in model.cloud.state_dict())
+
+    calls = []
+    handle = layer1.register_forward_pre_hook(lambda *_: calls.append(1))
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        z, logits = model.forward_with_features(x)
+        for p in layer1.parameters():
+            p.add_(torch.randn_like(p))
+        for name, b in layer1.named_buffers():
+            if b.is_floating_point():
+                b.add_(1.0)
+        z2, logits2 = model.forward_with_features(x)
+    handle.remove()
+    assert calls == []
+    assert torch.equal(z, z2)
+    assert torch.equal(logits, logits2)
+
+
+def test_plain_vgg_cut_keeps_official_feature_indices():
+    model = build_model(ModelSpec("plain-vgg16bn", 3, 10, 32))
+    edge_keys = {k.split(".")[1] for k in model.edge.state_dict()}
+    cloud_keys = {k.split(".")[1] for k in model.cloud.state_dict() if k.startswith("features.")}
+    assert max(map(int, edge_keys)) < 14 <= min(map(int, cloud_keys))
+    # The classifier's `features` is the union of both halves, the same layer objects.
+    assert model.features[0] is model.edge.features[0]
+    assert model.features[-1] is model.cloud.features[-1]
+
+
+def test_train_mode_reaches_both_halves():
+    model = build_model(ModelSpec("siftfunnel-vgg16bn", 3, 10, 32))
+    model.train()
+    assert model.edge.training and model.cloud.training and model.features.training
+    model.eval()
+    assert not model.edge.training and not model.cloud.training and not model.conv1[1].training

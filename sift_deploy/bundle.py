@@ -50,6 +50,9 @@ def read_manifest(bundle_dir: Path) -> dict:
     for key in ("backend", "precision", "files", "input", "features", "edge_file"):
         if key not in manifest:
             raise SiftError(f"{path} lacks '{key}'; re-export the bundle")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()):
+        raise SiftError(f"{path} has a malformed 'files' table (each file needs a sha256); re-export the bundle")
     return manifest
 
 
@@ -66,6 +69,10 @@ def verify_files(bundle_dir: Path, manifest: dict) -> list[str]:
     for rel in actual:
         if rel not in expected:
             problems.append(f"{rel} is not listed in the manifest")
+    for role in ("edge_file", "cloud_file"):  # the files a runner will load must be among the hashed ones
+        name = manifest.get(role)
+        if name is not None and name not in expected:
+            problems.append(f"the manifest's {role} {name} is not among its hashed files")
     return problems
 
 

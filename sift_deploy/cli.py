@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import SiftError
@@ -27,7 +28,7 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -304,6 +305,64 @@ def check_command(
             if not b["passed"]:
                 sign = "<=" if b["kind"] == "max" else ">="
                 err_console.print(f"[bold red]bound broken:[/] {b['name']}: {b['measured']:.4g} is not {sign} {b['limit']:.4g} ({b['detail']})")
+        raise typer.Exit(1)
+
+
+@app.command("bench")
+def bench_command(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    iterations: Annotated[int, typer.Option(help="Timed inferences after warm-up.")] = 500,
+    warmup: Annotated[int, typer.Option(help="Untimed inferences before timing.")] = 50,
+    threads: Annotated[Optional[int], typer.Option(help="Runtime threads (default: the profile's, capped at the usable cores).")] = None,
+    batch: Annotated[int, typer.Option(help="Images per inference call.")] = 1,
+    runtime: Annotated[Optional[str], typer.Option(help="onnxruntime: time a jetson bundle's Q/DQ ONNX on this CPU as a labelled stand-in.")] = None,
+    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the report (JSON, schema_version) to this file.")] = None,
+    markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown summary (fits a CI job summary) to this file.")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(help="A --json report of an earlier run to compare with.")] = None,
+    tolerance: Annotated[float, typer.Option(help="Percent a figure may exceed the baseline before it counts as a regression.")] = 10.0,
+) -> None:
+    """Time the bundle's edge artifact on this device: latency, peak memory, bytes on the wire.
+
+    Exit 0: measured; budgets and baseline hold. Exit 1: a budget is exceeded or a figure regressed. Exit 2: bad input.
+    """
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench import BenchOptions, render_markdown, render_tables, run_bench, write_text
+
+    options = BenchOptions(iterations=iterations, warmup=warmup, threads=threads, batch=batch, runtime=runtime,
+                           baseline=baseline, tolerance_pct=tolerance)
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err_console, auto_refresh=False, transient=True)
+    tasks: dict[str, tuple[int, int]] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            for task, task_total in tasks.values():  # a new stage means the earlier ones are done
+                progress.update(task, completed=task_total)
+            tasks[stage] = (progress.add_task(stage, total=total), total)
+        progress.update(tasks[stage][0], completed=done, total=total)
+        progress.refresh()
+
+    with progress:
+        try:
+            report = run_bench(bundle, options, on_progress)
+        except SiftError as exc:
+            progress.stop()
+            fail(str(exc))
+    for table in render_tables(report):
+        console.print(table)
+    for note in report["notes"]:
+        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+    if json_file is not None:
+        write_text(json_file, json.dumps(report, indent=2) + "\n")
+        console.print(f"wrote {escape(str(json_file))}", highlight=False)
+    if markdown_file is not None:
+        write_text(markdown_file, render_markdown(report))
+        console.print(f"wrote {escape(str(markdown_file))}", highlight=False)
+    if not report["passed"]:
+        for failure in report["failures"]:
+            err_console.print(f"[bold red]bench failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

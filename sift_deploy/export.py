@@ -27,7 +27,7 @@ from .data.calibration import (CALIBRATION_COUNT, DEFAULT_CALIBRATION, MIN_CALIB
                                validate_images)
 from .data.preprocess import model_input
 from .errors import SiftError
-from .fileio import atomic_dir, sha256_file
+from .fileio import atomic_dir, check_writable, sha256_file
 from .parity import deployed_parity, run_in_batches
 from .profiles import Profile, load_profile
 
@@ -135,9 +135,13 @@ def export_bundle(
         raise SiftError(f"output path {output} is a file; choose a folder path")
     if output.exists() and not force:
         raise SiftError(f"{output} already exists; pass --force to replace it or choose another --output")
+    check_writable(output, force)  # a parent that is a file: say so now, not after minutes of parity runs
     stage("preparing calibration data")
     calib_images, calib_info = _calibration(calib, data_dir, spec.in_channels, calib_count, seed)
-    calib_inputs = model_input(calib_images, spec.input_size, ckpt.mean, ckpt.std)
+    try:
+        calib_inputs = model_input(calib_images, spec.input_size, ckpt.mean, ckpt.std)
+    except SiftError as exc:  # say which images: fit_to_size does not know they are the calibration set
+        raise SiftError(f"calibration images in {calib_info['source']}: {exc}") from exc
     calib_info["method"] = calib_method
     parity_images, parity_labels, parity_source = _parity_images(data_dir, parity_on_test_split)
     parity_inputs = model_input(parity_images, spec.input_size, ckpt.mean, ckpt.std)

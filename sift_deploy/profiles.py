@@ -18,6 +18,8 @@ ALIASES = {"x86": "x86-64", "rpi": "rpi4", "jetson": "jetson-orin-nano-jp6"}
 BACKENDS = ("onnxruntime", "litert", "tensorrt")
 PARITY_KEYS = {"min_cosine": float, "max_abs": float, "min_top1_agreement": float}
 BUDGET_KEYS = {"latency_p50_ms": float, "peak_memory_mb": float}
+OPTION_TYPES = {"opset": int, "layout": str, "trt_version": str}
+LAYOUTS = ("NCHW", "NHWC")
 TOP_KEYS = {"schema_version", "name", "description", "backend", "default_precision", "threads", "backend_options",
             "parity", "budgets"}
 
@@ -104,6 +106,11 @@ def parse_profile(doc: dict, source: str) -> Profile:
     options = doc.get("backend_options", {})
     if not isinstance(options, dict):
         raise SiftError(f"{where}: [backend_options] must be a table")
+    for key, kind in OPTION_TYPES.items():  # the options every backend reads; others are backend-specific
+        if key in options:
+            _expect(options, key, kind, f"{where} [backend_options]")
+    if "layout" in options and options["layout"].upper() not in LAYOUTS:
+        raise SiftError(f"{where} [backend_options]: layout '{options['layout']}' is unknown; use {' or '.join(LAYOUTS)}")
     return Profile(
         name=_expect(doc, "name", str, where), description=str(doc.get("description", "")), backend=backend,
         default_precision=default_precision, threads=threads, backend_options=dict(options), parity=parity,

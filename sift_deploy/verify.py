@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .backends import open_runner
-from .bundle import read_manifest, verify_files
+from .bundle import MANIFEST, read_manifest, verify_files
 from .cloud import CloudRunner
 from .data.preprocess import model_input
 from .errors import SiftError
@@ -25,21 +25,31 @@ def verify_bundle(bundle_dir: Path, threads: int | None = None, runtime: str | N
     if problems:
         report["passed"] = False
         return report
+    try:  # the files are intact, but the manifest itself may have been edited by hand
+        norm = manifest["input"]["normalization"]
+        mean, std, input_size = float(norm["mean"]), float(norm["std"]), int(manifest["model"]["input_size"])
+        threads = threads or int(manifest["profile"]["threads"])
+        thresholds = manifest["profile"]["parity"][manifest["precision"]]
+        wire_params = manifest["features"]["wire_int8"]
+        cloud_file = manifest["cloud_file"]
+        if not isinstance(manifest["export"]["details"], dict):
+            raise TypeError("export.details is not a table")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SiftError(f"{bundle_dir / MANIFEST} is missing or has a malformed entry ({type(exc).__name__}: {exc}); "
+                        f"re-export the bundle") from exc
+    if PARITY_REFERENCE not in manifest["files"]:
+        raise SiftError(f"{bundle_dir} has no {PARITY_REFERENCE}, so parity cannot be re-run; re-export the bundle")
     with np.load(bundle_dir / PARITY_REFERENCE, allow_pickle=False) as ref:
         images, labels, z_ref, pred_ref = ref["images"], ref["labels"], ref["z_ref"], ref["pred_ref"]
-    norm = manifest["input"]["normalization"]
-    inputs = model_input(images, manifest["model"]["input_size"], norm["mean"], norm["std"])
-    threads = threads or manifest["profile"]["threads"]
+    inputs = model_input(images, input_size, mean, std)
     try:
-        cloud = CloudRunner(bundle_dir / manifest["cloud_file"], threads)
+        cloud = CloudRunner(bundle_dir / cloud_file, threads)
         report["cloud"] = "onnxruntime"
     except SiftError as exc:
         cloud = None
         report["cloud"] = f"skipped: {exc}"
-    thresholds = manifest["profile"]["parity"][manifest["precision"]]
     with open_runner(bundle_dir, manifest, threads=threads, runtime=runtime) as runner:
-        parity = deployed_parity(runner, cloud, inputs, z_ref, pred_ref, labels, thresholds,
-                                 manifest["features"]["wire_int8"])
+        parity = deployed_parity(runner, cloud, inputs, z_ref, pred_ref, labels, thresholds, wire_params)
         parity["runtime"] = runner.name
     report["parity"] = parity
     report["passed"] = parity["passed"]

@@ -9,6 +9,8 @@ Made by `python -m sift_deploy.data.calibration` (see calibration/README.md).
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +29,33 @@ def load_image_file(path: Path) -> tuple[np.ndarray, np.ndarray | None, dict]:
     path = Path(path)
     if not path.exists():
         raise SiftError(f"calibration file {path} does not exist")
+    if not path.is_file():
+        raise SiftError(f"calibration file {path} is not a file; pass an .npz or .npy file")
+    raw_provenance = None
     try:
-        if path.suffix == ".npy":
-            images, labels, provenance = np.load(path, allow_pickle=False), None, {}
+        loaded = np.load(path, allow_pickle=False)  # an .npy array or an .npz archive, by content
+        if isinstance(loaded, np.ndarray):
+            images, labels = loaded, None
         else:
-            with np.load(path, allow_pickle=False) as archive:
+            with loaded as archive:
                 if "images" not in archive.files:
                     raise SiftError(f"{path} has arrays {archive.files}; it needs one named 'images'")
                 images = archive["images"]
                 labels = archive["labels"] if "labels" in archive.files else None
-                provenance = json.loads(str(archive["provenance"])) if "provenance" in archive.files else {}
-    except (OSError, ValueError) as exc:
-        raise SiftError(f"cannot read {path} as numpy data without pickles: {exc}") from exc
+                raw_provenance = str(archive["provenance"]) if "provenance" in archive.files else None
+    # EOFError: an empty or truncated file; BadZipFile: a damaged .npz (bad CRC, cut short); zlib.error: a
+    # corrupt compressed member. None of them is an OSError or ValueError.
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        reason = str(exc).splitlines()[0] if str(exc).strip() else "the file is empty or cut short"
+        raise SiftError(f"cannot read {path} as numpy data without pickles ({reason}); it may be truncated or corrupt") from exc
+    if not isinstance(images, np.ndarray):
+        raise SiftError(f"{path} does not hold a numpy array of images")
+    provenance = {}
+    if raw_provenance is not None:
+        try:
+            provenance = json.loads(raw_provenance)
+        except json.JSONDecodeError as exc:
+            raise SiftError(f"the 'provenance' entry of {path} is not valid JSON ({exc}); fix or drop it") from exc
     return images, labels, provenance
 
 

@@ -258,17 +258,18 @@ def _keep_float(model, prefixes: tuple[str, ...], config) -> int:
 
 
 def funnel_tail(edge) -> list[str]:
-    """Names of the SiftFunnel edge's tail: the funnel's last conv (in the edge's last `nn.Sequential`
-    child with a conv) and everything after it (the SE and CBAM gates on the transmitted channels)."""
+    """Names of the SiftFunnel edge's tail: the whole funnel (the edge's last `nn.Sequential` child
+    with a conv) and everything after it (the SE and CBAM gates on the transmitted channels).
+
+    Keeping only the funnel's last conv in float gave 98.69% top-1 agreement on the reference
+    (below the 99% bound); keeping the whole funnel in float gave 99.26%."""
     from torch import nn
 
     children = list(edge.named_children())
     for index in range(len(children) - 1, -1, -1):
         name, child = children[index]
-        if isinstance(child, nn.Sequential):
-            convs = [i for i, layer in enumerate(child) if isinstance(layer, nn.Conv2d)]
-            if convs:
-                return [f"{name}.{i}" for i in range(convs[-1], len(child))] + [n for n, _ in children[index + 1:]]
+        if isinstance(child, nn.Sequential) and any(isinstance(layer, nn.Conv2d) for layer in child):
+            return [name] + [n for n, _ in children[index + 1:]]
     return []
 
 

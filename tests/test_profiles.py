@@ -1,0 +1,220 @@
+"""sift_deploy/profiles.py and sift_deploy/targets/*.toml: shipped device profiles and profile validation."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from sift_deploy.backends.base import PRECISIONS
+from sift_deploy.errors import SiftError
+from sift_deploy.profiles import ALIASES, BACKENDS, TARGETS_DIR, available_targets, load_profile, parse_profile
+
+SHIPPED = available_targets()
+X86_TOML = (TARGETS_DIR / "x86-64.toml").read_text()
+
+
+def test_the_shipped_profiles_are_the_expected_ones():
+    assert set(SHIPPED) >= {"x86-64", "rpi4", "rpi5", "jetson-jp5", "jetson-orin-nano-jp6"}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_profile_loads(name):
+    profile = load_profile(name)
+    assert profile.name == name
+    assert profile.backend in BACKENDS
+    assert profile.schema_version == 1
+    assert profile.threads >= 1
+    assert profile.default_precision in profile.precisions
+    assert set(profile.precisions) <= set(PRECISIONS)
+    for thresholds in profile.parity.values():
+        assert 0 < thresholds.min_cosine <= 1 and thresholds.max_abs > 0 and 0 < thresholds.min_top1_agreement <= 1
+    assert Path(profile.source) == TARGETS_DIR / f"{name}.toml"
+    assert profile.as_dict()["parity"][profile.default_precision]["min_cosine"] == profile.parity[profile.default_precision].min_cosine
+
+
+@pytest.mark.parametrize("alias, name, backend", [("x86", "x86-64", "onnxruntime"), ("rpi", "rpi4", "litert"),
+                                                  ("jetson", "jetson-orin-nano-jp6", "tensorrt")])
+def test_aliases_resolve(alias, name, backend):
+    assert ALIASES[alias] == name
+    profile = load_profile(alias)
+    assert profile.name == name and profile.backend == backend
+    assert load_profile(str(TARGETS_DIR / f"{name}.toml")).as_dict() == profile.as_dict()  # the same file by its path
+
+
+def test_every_alias_targets_a_shipped_profile():
+    assert set(ALIASES.values()) <= set(SHIPPED)
+
+
+def test_jetson_jp5_matches_jetpack_5():
+    from sift_deploy.backends.tensorrt.lint import max_opset_for
+
+    profile = load_profile("jetson-jp5")
+    assert profile.backend == "tensorrt"
+    assert profile.backend_options["trt_version"] == "8.5.2"
+    assert profile.backend_options["opset"] <= 17
+    assert profile.backend_options["opset"] <= max_opset_for("8.5.2")
+
+
+@pytest.mark.parametrize("name", [n for n in SHIPPED if load_profile(n).backend == "tensorrt"])
+def test_tensorrt_profiles_ask_an_opset_their_tensorrt_parses(name):
+    from sift_deploy.backends.tensorrt.lint import max_opset_for
+
+    options = load_profile(name).backend_options
+    assert options["opset"] <= max_opset_for(options["trt_version"])
+
+
+# ------------------------------------------------------------------ user profiles and their errors
+
+def _write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "my-device.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def _x86_with(replace: tuple[str, str] | None = None, drop: str | None = None, add: str | None = None) -> str:
+    lines = X86_TOML.splitlines()
+    if drop is not None:
+        assert any(line.startswith(drop) for line in lines)
+        lines = [line for line in lines if not line.startswith(drop)]
+    text = "\n".join(lines) + "\n"
+    if replace is not None:
+        assert replace[0] in text
+        text = text.replace(replace[0], replace[1], 1)
+    if add is not None:
+        text = add + "\n" + text
+    return text
+
+
+def test_a_user_profile_loads_from_a_path(tmp_path):
+    text = _x86_with(replace=('name = "x86-64"', 'name = "my-box"')).replace("threads = 1 ", "threads = 8 ", 1)
+    profile = load_profile(_write(tmp_path, text))
+    assert profile.name == "my-box" and profile.threads == 8 and profile.backend == "onnxruntime"
+
+
+def test_integers_are_accepted_where_floats_are_expected(tmp_path):
+    profile = load_profile(_write(tmp_path, _x86_with(replace=("max_abs = 1.0", "max_abs = 1"))))
+    assert profile.parity["int8"].max_abs == 1.0 and isinstance(profile.parity["int8"].max_abs, float)
+
+
+def _error(tmp_path: Path, text: str) -> str:
+    with pytest.raises(SiftError) as info:
+        load_profile(_write(tmp_path, text))
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("field", ["schema_version", "name", "backend", "default_precision", "threads"])
+def test_missing_top_level_field(tmp_path, field):
+    message = _error(tmp_path, _x86_with(drop=f"{field} ="))
+    assert f"lacks the field '{field}'" in message
+
+
+def test_missing_parity_and_budgets_tables(tmp_path):
+    doc = tomllib.loads(X86_TOML)
+    for table in ("parity", "budgets"):
+        broken = {k: v for k, v in doc.items() if k != table}
+        with pytest.raises(SiftError, match=f"lacks the field '{table}'"):
+            parse_profile(broken, "my-device.toml")
+
+
+def test_missing_field_in_a_parity_table(tmp_path):
+    message = _error(tmp_path, X86_TOML.replace("min_top1_agreement = 0.99\n", "", 1))
+    assert "[parity.int8]" in message and "lacks the field 'min_top1_agreement'" in message
+
+
+@pytest.mark.parametrize("old, new, field, expected", [
+    ("threads = 1 ", 'threads = "four" ', "threads", "int"),
+    ("threads = 1 ", "threads = true ", "threads", "int"),
+    ("threads = 1 ", "threads = 1.5 ", "threads", "int"),
+    ('backend = "onnxruntime"', "backend = 3", "backend", "str"),
+    ('name = "x86-64"', "name = [1, 2]", "name", "str"),
+    ("schema_version = 1", 'schema_version = "1"', "schema_version", "int"),
+    ("min_cosine = 0.99\n", 'min_cosine = "high"\n', "min_cosine", "float"),
+    ("max_abs = 1.0", "max_abs = false", "max_abs", "float"),
+    ("latency_p50_ms = 1.0", 'latency_p50_ms = "fast"', "latency_p50_ms", "float"),
+])
+def test_wrong_type(tmp_path, old, new, field, expected):
+    message = _error(tmp_path, _x86_with(replace=(old, new)))
+    assert f"'{field}' must be {expected}" in message
+
+
+def test_wrong_type_of_a_table(tmp_path):
+    doc = tomllib.loads(X86_TOML)
+    with pytest.raises(SiftError, match="'parity' must be dict"):
+        parse_profile({**doc, "parity": "strict"}, "my-device.toml")
+    with pytest.raises(SiftError, match=r"\[parity.int8\] must be a table"):
+        parse_profile({**doc, "parity": {**doc["parity"], "int8": 0.99}}, "my-device.toml")
+    with pytest.raises(SiftError, match=r"\[backend_options\] must be a table"):
+        parse_profile({**doc, "backend_options": "opset 17"}, "my-device.toml")
+
+
+def test_unknown_top_level_field(tmp_path):
+    message = _error(tmp_path, _x86_with(add='colour = "blue"'))
+    assert "unknown field(s) colour" in message and "allowed:" in message
+
+
+def test_unknown_field_in_parity_and_budgets(tmp_path):
+    message = _error(tmp_path, X86_TOML.replace("[parity.int8]\n", "[parity.int8]\nmin_psnr = 30.0\n", 1))
+    assert "[parity.int8] has unknown field(s) min_psnr" in message
+    message = _error(tmp_path, X86_TOML.replace("[budgets]\n", "[budgets]\nenergy_mj = 3.0\n", 1))
+    assert "[budgets] has unknown field(s) energy_mj" in message
+
+
+def test_unknown_precision_table(tmp_path):
+    message = _error(tmp_path, X86_TOML + "\n[parity.int4]\nmin_cosine = 0.9\nmax_abs = 1.0\nmin_top1_agreement = 0.9\n")
+    assert "[parity.int4] is not a precision" in message
+
+
+def test_unknown_backend(tmp_path):
+    message = _error(tmp_path, _x86_with(replace=('backend = "onnxruntime"', 'backend = "openvino"')))
+    assert "backend 'openvino' is unknown" in message and "onnxruntime, litert, tensorrt" in message
+
+
+def test_default_precision_without_parity_table(tmp_path):
+    text = (TARGETS_DIR / "rpi4.toml").read_text()  # rpi4 has no [parity.fp16]
+    message = _error(tmp_path, text.replace('default_precision = "int8"', 'default_precision = "fp16"'))
+    assert "default_precision 'fp16' has no [parity.fp16] table" in message
+
+
+def test_wrong_schema_version(tmp_path):
+    message = _error(tmp_path, _x86_with(replace=("schema_version = 1", "schema_version = 2")))
+    assert "schema_version 2" in message
+
+
+def test_zero_threads(tmp_path):
+    message = _error(tmp_path, _x86_with(replace=("threads = 1 ", "threads = 0 ")))
+    assert "threads must be at least 1" in message
+
+
+def test_invalid_toml(tmp_path):
+    message = _error(tmp_path, X86_TOML + "\nthis is = = not toml\n")
+    assert "is not valid TOML" in message
+
+
+def test_unknown_target_and_missing_file(tmp_path):
+    with pytest.raises(SiftError) as info:
+        load_profile("nowhere")
+    assert "unknown target 'nowhere'" in str(info.value)
+    for alias in ALIASES:
+        assert alias in str(info.value)
+    with pytest.raises(SiftError, match="does not exist"):
+        load_profile(str(tmp_path / "absent.toml"))
+
+
+@pytest.mark.parametrize("old, new, fragment", [
+    ("opset = 17", 'opset = "17"', "'opset' must be int, got str"),
+    ("opset = 17", "opset = 17.0", "'opset' must be int, got float"),
+    ('layout = "NCHW"', "layout = 1", "'layout' must be str, got int"),
+    ('layout = "NCHW"', 'layout = "CHWN"', "layout 'CHWN' is unknown"),
+])
+def test_wrong_backend_option(tmp_path, old, new, fragment):
+    message = _error(tmp_path, _x86_with(replace=(old, new)))
+    assert "[backend_options]" in message and fragment in message
+
+
+def test_backend_specific_options_pass_through(tmp_path):
+    profile = load_profile(_write(tmp_path, X86_TOML.replace("[backend_options]\n", "[backend_options]\nrewrite = false\n", 1)))
+    assert profile.backend_options == {"opset": 17, "layout": "NCHW", "rewrite": False}

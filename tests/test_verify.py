@@ -1,0 +1,194 @@
+"""sift_deploy/verify.py and `sift-deploy verify`: re-hash every file of a bundle, re-run parity, name tampering.
+
+One bundle (the shipped reference checkpoint, x86 fp32, parity on the committed hold-out images) is
+exported once per module; each test that changes files works on its own copy.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sift_deploy.bundle import MANIFEST
+from sift_deploy.cli import app
+from sift_deploy.verify import verify_bundle
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.onnx legacy exporter
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def fresh_bundle(tmp_path_factory) -> Path:
+    from sift_deploy.export import export_bundle
+
+    out = tmp_path_factory.mktemp("verify") / "x86-fp32"
+    outcome = export_bundle(None, "x86", "fp32", output=out, calib_count=64, parity_on_test_split=False)
+    assert outcome.passed, outcome.manifest["parity"]["failures"]
+    return out
+
+
+@pytest.fixture
+def bundle(fresh_bundle, tmp_path) -> Path:
+    copy = tmp_path / "bundle"
+    shutil.copytree(fresh_bundle, copy)
+    return copy
+
+
+def assert_tampered(result, *names: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == len(names), result.stderr
+    for name, line in zip(sorted(names), sorted(lines)):
+        assert line.startswith("tampered: ") and name in line, line
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_fresh_bundle_verifies(fresh_bundle):
+    before = _tree(fresh_bundle)
+    result = invoke("verify", fresh_bundle)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((fresh_bundle / MANIFEST).read_text())
+    assert f"{len(manifest['files'])} files match the manifest" in result.stdout
+    assert "cosine of z" in result.stdout and "top-1 agreement" in result.stdout
+    assert _tree(fresh_bundle) == before  # verify reads, never writes
+
+
+def test_verify_json_report(fresh_bundle):
+    result = invoke("verify", fresh_bundle, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] and report["file_problems"] == []
+    assert report["backend"] == "onnxruntime" and report["precision"] == "fp32" and report["target"] == "x86-64"
+    assert report["cloud"] == "onnxruntime"
+    parity = report["parity"]
+    assert parity["images"] == 256 and parity["runtime"] == "onnxruntime"
+    assert parity["cosine_mean"] > 0.99999 and parity["top1_agreement"] >= 0.999 and parity["failures"] == []
+
+
+def test_verify_agrees_with_the_export_parity(fresh_bundle):
+    manifest = json.loads((fresh_bundle / MANIFEST).read_text())
+    report = verify_bundle(fresh_bundle)
+    assert report["parity"]["top1_agreement"] == pytest.approx(manifest["parity"]["top1_agreement"], abs=0.01)
+    assert report["parity"]["cosine_mean"] == pytest.approx(manifest["parity"]["cosine_mean"], abs=1e-6)
+
+
+def test_one_modified_byte_of_the_edge_is_named(bundle):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    edge = bundle / manifest["edge_file"]
+    data = bytearray(edge.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    edge.write_bytes(bytes(data))
+    result = invoke("verify", bundle)
+    assert_tampered(result, manifest["edge_file"])
+    assert "was modified" in result.stderr
+    report = verify_bundle(bundle)
+    assert not report["passed"] and report["file_problems"] == [f"{manifest['edge_file']} was modified (sha256 differs from the manifest)"]
+    assert "parity" not in report  # a tampered artifact is never run
+
+
+def test_modified_parity_reference_is_named(bundle):
+    path = bundle / "parity" / "reference.npz"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert_tampered(invoke("verify", bundle), "parity/reference.npz")
+
+
+def test_a_deleted_file_is_named(bundle):
+    (bundle / "cloud.onnx").unlink()
+    result = invoke("verify", bundle)
+    assert_tampered(result, "cloud.onnx")
+    assert "cloud.onnx is missing" in result.stderr
+
+
+def test_an_extra_file_is_named(bundle):
+    (bundle / "extra.bin").write_bytes(b"not part of the bundle")
+    (bundle / "parity" / "notes.txt").write_text("added later")
+    result = invoke("verify", bundle)
+    assert_tampered(result, "extra.bin", "parity/notes.txt")
+    assert "extra.bin is not listed in the manifest" in result.stderr
+
+
+def test_several_problems_are_all_named(bundle):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    (bundle / manifest["edge_file"]).write_bytes(b"replaced")
+    (bundle / "profile.toml").unlink()
+    (bundle / "payload.sh").write_text("echo hi\n")
+    assert_tampered(invoke("verify", bundle), manifest["edge_file"], "profile.toml", "payload.sh")
+
+
+def test_folder_without_manifest(bundle):
+    (bundle / MANIFEST).unlink()
+    assert_one_line_error(invoke("verify", bundle), "no manifest.json")
+
+
+@pytest.mark.parametrize("content", ['{"schema_version": 1, "backend": ', "\x00\xff\xfe", "[1, 2, 3]", '{"schema_version": 99}'])
+def test_corrupt_manifest(bundle, content):
+    (bundle / MANIFEST).write_bytes(content.encode("latin-1"))
+    assert_one_line_error(invoke("verify", bundle), str(bundle / MANIFEST))
+
+
+@pytest.mark.parametrize("key", ["files", "edge_file", "backend"])
+def test_manifest_missing_a_key(bundle, key):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    del manifest[key]
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    assert_one_line_error(invoke("verify", bundle), f"lacks '{key}'")
+
+
+def test_manifest_with_files_of_the_wrong_type(bundle):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    manifest["files"] = ["cloud.onnx"]
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    assert_one_line_error(invoke("verify", bundle), "files")
+
+
+def test_not_a_bundle(tmp_path):
+    assert_one_line_error(invoke("verify", tmp_path / "absent"), "does not exist")
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("hello")
+    assert_one_line_error(invoke("verify", a_file), "is a file")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_one_line_error(invoke("verify", empty), "no manifest.json")
+
+
+def test_manifest_pointing_the_edge_outside_its_hashed_files(bundle, tmp_path):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    outside = tmp_path / "evil.onnx"
+    shutil.copy(bundle / manifest["edge_file"], outside)
+    manifest["edge_file"] = "../evil.onnx"
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    result = invoke("verify", bundle)
+    assert_tampered(result, "../evil.onnx")
+    assert "not among its hashed files" in result.stderr
+
+
+def test_manifest_missing_what_parity_needs(bundle):
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    del manifest["profile"]
+    (bundle / MANIFEST).write_text(json.dumps(manifest))
+    assert_one_line_error(invoke("verify", bundle), "malformed entry", "profile")

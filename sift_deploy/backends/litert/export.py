@@ -117,6 +117,9 @@ def _quiet_progress():
 
 
 def _import_litert_torch():
+    # The converter's C++ logging (absl/glog) would print INFO lines into the user's terminal.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GLOG_minloglevel", "2")
     try:
         import litert_torch
     except ImportError as exc:

@@ -1,0 +1,95 @@
+"""How much attacking a privacy check may do: the `fast` and `full` presets.
+
+`fast` is sized so that `sift-deploy check --budget fast` on the reference SiftFunnel CNN
+(Fashion-MNIST, 32x32, 2 CPU cores) stays under 10 minutes for everything: features of aux and test,
+3 decoder seeds on float and on deployed features, one decoder against the unprotected twin
+(which must reach SSIM >= 0.75 to prove the attack works), MINE, dCor and the white-box attack.
+`full` follows research/attack-anchors.md's reference attacker (10k aux pairs, 6 epochs, width 128,
+all 10k test images) with 5 seeds per side. Measured timings are in the module's tests'
+docstrings and the privacy report of the lead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from ..errors import SiftError
+
+
+@dataclass(frozen=True)
+class AttackBudget:
+    name: str
+    # learned-decoder attack (black box): trained on aux pairs, scored on test images
+    aux_images: int  # attacker's training pairs, the first ones of the aux split
+    test_images: int  # private images attacked and scored, the first ones of the test split
+    decoder_epochs: int
+    decoder_width: int
+    decoder_seeds: tuple[int, ...]  # the same list on the float and on the deployed side
+    twin_seeds: tuple[int, ...]  # decoders against the unprotected twin (attack-strength proof)
+    decoder_batch: int = 128
+    decoder_lr: float = 1e-3
+    # MINE I(x; z): trained on aux pairs, evaluated on held-out test pairs
+    mine_train_pairs: int = 5000
+    mine_heldout_pairs: int = 2000
+    mine_epochs: int = 10
+    # distance correlation sample
+    dcor_samples: int = 2000
+    # white-box optimisation attack (official settings but fewer steps in `fast`)
+    whitebox_images: int = 64
+    whitebox_steps: int = 500
+    # intervals
+    bootstrap_resamples: int = 2000
+    confidence: float = 0.95
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["decoder_seeds"], d["twin_seeds"] = list(self.decoder_seeds), list(self.twin_seeds)
+        return d
+
+    def with_(self, **changes: object) -> "AttackBudget":
+        """A copy with some fields changed (e.g. from CLI options)."""
+        unknown = [k for k in changes if k not in self.__dataclass_fields__]
+        if unknown:
+            raise SiftError(f"unknown attack-budget setting(s): {', '.join(unknown)}")
+        return replace(self, **changes)
+
+    @classmethod
+    def preset(cls, name: str) -> "AttackBudget":
+        if name not in PRESETS:
+            raise SiftError(f"unknown attack budget {name!r}; choose one of {', '.join(PRESETS)}")
+        return PRESETS[name]
+
+
+FAST = AttackBudget(
+    name="fast",
+    aux_images=5000,
+    test_images=2000,
+    decoder_epochs=6,
+    decoder_width=64,
+    decoder_seeds=(0, 1, 2),
+    twin_seeds=(0,),
+    mine_train_pairs=4000,
+    mine_heldout_pairs=2000,
+    mine_epochs=8,
+    dcor_samples=2000,
+    whitebox_images=64,
+    whitebox_steps=200,
+)
+
+FULL = AttackBudget(
+    name="full",
+    aux_images=10000,
+    test_images=10000,
+    decoder_epochs=6,
+    decoder_width=128,
+    decoder_seeds=(0, 1, 2, 3, 4),
+    twin_seeds=(0, 1),
+    mine_train_pairs=10000,
+    mine_heldout_pairs=4000,
+    mine_epochs=20,
+    dcor_samples=4000,
+    whitebox_images=256,
+    whitebox_steps=500,
+)
+
+PRESETS: dict[str, AttackBudget] = {"fast": FAST, "full": FULL}

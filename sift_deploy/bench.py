@@ -48,12 +48,11 @@ import numpy as np
 
 from . import __version__, wire
 from .backends import open_runner
-from .bundle import require_intact
+from .bundle import PARITY_REFERENCE, require_intact
 from .data.preprocess import model_input
 from .errors import SiftError
 
 SCHEMA_VERSION = 1
-PARITY_REFERENCE = "parity/reference.npz"  # written by export.py (not imported from there: export is the torch side)
 DEFAULT_ITERATIONS = 500
 DEFAULT_WARMUP = 50
 DEFAULT_TOLERANCE_PCT = 10.0

@@ -13,6 +13,7 @@ from .fileio import sha256_file
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+PARITY_REFERENCE = "parity/reference.npz"  # held-out images + float reference features, for verify/bench
 
 
 def hash_files(bundle_dir: Path) -> dict[str, dict]:

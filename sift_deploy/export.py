@@ -21,7 +21,7 @@ import numpy as np
 from . import __version__, wire
 from .backends import export_edge, open_runner, runtime_versions
 from .backends.base import CALIB_METHODS, ExportRequest
-from .bundle import read_manifest, write_manifest
+from .bundle import PARITY_REFERENCE, read_manifest, write_manifest
 from .cloud import CLOUD_FILE, CloudRunner, export_cloud
 from .data.calibration import (CALIBRATION_COUNT, DEFAULT_CALIBRATION, MIN_CALIBRATION_IMAGES, load_image_file,
                                validate_images)
@@ -31,7 +31,6 @@ from .fileio import atomic_dir, check_writable, sha256_file
 from .parity import deployed_parity, run_in_batches
 from .profiles import Profile, load_profile
 
-PARITY_REFERENCE = "parity/reference.npz"
 PARITY_REFERENCE_COUNT = 256
 
 

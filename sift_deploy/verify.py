@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from .backends import open_runner
-from .bundle import MANIFEST, read_manifest, verify_files
+from .bundle import PARITY_REFERENCE, MANIFEST, read_manifest, verify_files
 from .cloud import CloudRunner
 from .data.preprocess import model_input
 from .errors import SiftError
-from .export import PARITY_REFERENCE
 from .parity import deployed_parity
 
 

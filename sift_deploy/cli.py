@@ -258,6 +258,7 @@ def check_command(
     budget: Annotated[str, typer.Option(help="fast (default, < 10 min on 2 cores) or full (stronger, slower attacks).")] = "fast",
     checkpoint: Annotated[Optional[Path], typer.Option(help="The float checkpoint the bundle came from (default: the path in its manifest).")] = None,
     twin: Annotated[Optional[Path], typer.Option(help="Unprotected twin checkpoint for the attack-strength bound (default: the shipped twin).")] = None,
+    write_caps: Annotated[Optional[Path], typer.Option(help="Also write a bounds file that caps leakage at this float model's measured SSIM/PSNR/MI plus the allowed increase; check other bundles (a retrained or swapped edge) with it.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Gate a deployment: accuracy and model-inversion leakage of the deployed artifact vs the float model.
@@ -272,6 +273,10 @@ def check_command(
     try:
         limits = load_bounds(bounds)
         preset = AttackBudget.preset(budget)
+        if report_dir.exists() and not report_dir.is_dir():
+            raise SiftError(f"--report-dir {report_dir} is a file; give a folder for the reports")
+        if write_caps is not None and write_caps.is_dir():
+            raise SiftError(f"--write-caps {write_caps} is a folder; give a file name such as caps.toml")
         from .check import run_check
         from .report import markdown, write_reports
     except SiftError as exc:
@@ -293,7 +298,17 @@ def check_command(
         except SiftError as exc:
             progress.stop()
             fail(str(exc))
-    paths = write_reports(report, grid, report_dir)
+    try:
+        paths = write_reports(report, grid, report_dir)
+        if write_caps is not None:
+            from .bounds import caps_from_report
+            from .fileio import atomic_file
+
+            with atomic_file(write_caps, force=True) as tmp:
+                tmp.write_text(caps_from_report(report, limits))
+            paths["caps"] = str(write_caps)
+    except OSError as exc:
+        fail(f"could not write the reports ({exc}); check that {report_dir} is writable")
     report["reports"] = paths
     if json_out:
         print(json.dumps(report, indent=2))
@@ -367,9 +382,23 @@ def bench_command(
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: every error is one line on stderr, exit 2 for bad input."""
+    # typer may vendor its own click; take its exception class from typer rather than importing click
+    click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
-        app()
+        code = app(standalone_mode=False)
     except SiftError as exc:  # errors raised outside a command's own handling
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
+    except click_error as exc:  # a mistyped command, option or value: one line that says where help is
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path} --help" if ctx is not None else "sift-deploy --help"
+        message = " ".join(exc.format_message().split())
+        if not message:  # no arguments at all: the help was printed already
+            sys.exit(2)
+        err_console.print(f"[bold red]error:[/] {escape(message)} (see {where})", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("[bold red]error:[/] interrupted", highlight=False)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -32,29 +32,33 @@ def markdown(report: dict) -> str:
         sign = "<=" if b["kind"] == "max" else ">="
         lines.append(f"| {b['name']} | {_fmt(b['measured'], b['kind'])} | {sign} {_fmt(b['limit'], b['kind'])} | "
                      f"{'pass' if b['passed'] else '**FAIL**'} |")
+    twin, twin_info = attack["twin"], info["twin"]
     lines += [
         "",
-        "| figure | float model | deployed artifact |",
-        "|---|---|---|",
+        "| figure | float model | deployed artifact | unprotected twin (float, contrast) |",
+        "|---|---|---|---|",
         f"| top-1 accuracy ({acc['images']} test images) | {acc['float']:.2%} | {acc['deployed']:.2%} "
-        f"(int8 on the wire: {acc['deployed_wire_int8']:.2%}) |",
+        f"(int8 on the wire: {acc['deployed_wire_int8']:.2%}) | {acc['twin']:.2%} |",
     ]
     for metric, unit in (("ssim", ""), ("psnr", " dB"), ("mse", "")):
-        f, d = attack["float"][metric], attack["deployed"][metric]
+        f, d, t = attack["float"][metric], attack["deployed"][metric], twin[metric]
         lines.append(f"| decoder attack {metric.upper()}{unit} (mean [95% CI]) | {f['mean']:.4f} [{f['low']:.4f}, "
-                     f"{f['high']:.4f}] | {d['mean']:.4f} [{d['low']:.4f}, {d['high']:.4f}] |")
+                     f"{f['high']:.4f}] | {d['mean']:.4f} [{d['low']:.4f}, {d['high']:.4f}] | {t['mean']:.4f} |")
     lines += [
-        f"| transfer attack SSIM (float decoder on deployed features) | | {attack['transfer']['ssim']['mean']:.4f} |",
-        f"| MINE I(x; z), nats | {info['float']['mi_nats']:.3f} | {info['deployed']['mi_nats']:.3f} |",
-        f"| dCor(x, z) | {info['float']['dcor']:.3f} | {info['deployed']['dcor']:.3f} |",
+        f"| transfer attack SSIM (float decoder on deployed features) | | {attack['transfer']['ssim']['mean']:.4f} | |",
+        f"| MINE I(x; z), nats | {info['float']['mi_nats']:.3f} | {info['deployed']['mi_nats']:.3f} | "
+        f"{twin_info['mi_nats']:.3f} |",
+        f"| dCor(x, z) | {info['float']['dcor']:.3f} | {info['deployed']['dcor']:.3f} | {twin_info['dcor']:.3f} |",
         f"| non-zero entries of z per image | {info['float']['nonzero']['mean_count']:.1f} | "
-        f"{info['deployed']['nonzero']['mean_count']:.1f} |",
+        f"{info['deployed']['nonzero']['mean_count']:.1f} | {twin_info['nonzero']['mean_count']:.1f} |",
         f"| white-box attack SSIM | {report['whitebox']['float']['ssim']:.4f} | "
-        f"{report['whitebox']['fake_quantised']['ssim']:.4f} (fake-quantised edge) |",
+        f"{report['whitebox']['fake_quantised']['ssim']:.4f} (fake-quantised edge) | {report['whitebox']['twin']['ssim']:.4f} |",
         "",
-        f"Contrast: the same decoder attack against the unprotected twin reaches SSIM "
-        f"{attack['twin']['ssim']['mean']:.4f}; the label-only baseline is {attack['baselines']['label_only_ssim']:.4f} "
-        f"and the no-information baseline {attack['baselines']['no_information_ssim']:.4f}.",
+        f"Baselines: the label-only reconstruction (mean aux image of the true class) scores SSIM "
+        f"{attack['baselines']['label_only_ssim']:.4f}, the no-information one {attack['baselines']['no_information_ssim']:.4f}. "
+        f"Decoder seeds per side: {len(attack['float']['ssim']['per_seed'])} (per-seed SSIM, float: "
+        f"{', '.join(f'{v:.4f}' for v in attack['float']['ssim']['per_seed'])}; deployed: "
+        f"{', '.join(f'{v:.4f}' for v in attack['deployed']['ssim']['per_seed'])}).",
         "",
     ]
     return "\n".join(lines)

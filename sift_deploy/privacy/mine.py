@@ -31,7 +31,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -112,9 +113,12 @@ class MineResult:
     bias_correction: bool
     seconds: float
     estimator: str = "MINE, Donsker-Varadhan bound, unbounded critic, all off-diagonal pairs as marginal samples"
+    # the trained critic's DV bound on other held-out pairs (same images, e.g. another model's z for
+    # them), on the same test half: any critic gives a lower bound, so two critics can be compared
+    bound_on: Callable[[object, object], float] | None = field(default=None, repr=False, compare=False)
 
     def as_dict(self) -> dict:
-        d = asdict(self)
+        d = {k: v for k, v in asdict(replace(self, bound_on=None)).items() if k != "bound_on"}
         d["curve"] = list(self.curve)
         return d
 
@@ -235,7 +239,13 @@ def estimate_mutual_information(
             best = (value, epoch + 1, copy.deepcopy(critic.state_dict()))
     critic.load_state_dict(best[2])
     estimate = donsker_varadhan(critic, xh_t[test_idx], zh_t[test_idx])
+
+    def bound_on(x_other: object, z_other: object) -> float:
+        xo, zo = _as_samples(x_other, "MINE x (other)"), _as_samples(z_other, "MINE z (other)")
+        if xo.shape != xh.shape or zo.shape != zh.shape:
+            raise SiftError(f"a MINE critic trained on pairs {xh.shape} / {zh.shape} cannot score pairs {xo.shape} / {zo.shape}")
+        return float(donsker_varadhan(critic, tensor(xo, mx, sx)[test_idx], tensor(zo, mz, sz)[test_idx]))
     return MineResult(mi_nats=float(estimate), validation_nats=float(best[0]), best_epoch=best[1], curve=tuple(curve),
                       seed=int(seed), epochs=int(epochs), train_pairs=n, validation_pairs=len(val_idx),
                       test_pairs=len(test_idx), bias_correction=bias_correction,
-                      seconds=round(time.perf_counter() - start, 3))
+                      seconds=round(time.perf_counter() - start, 3), bound_on=bound_on)

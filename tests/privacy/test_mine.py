@@ -88,3 +88,18 @@ def test_user_errors():
         estimate_mutual_information(x, x[:19], x, x)
     with pytest.raises(SiftError, match="shapes"):
         estimate_mutual_information(x, x, np.zeros((20, 3), np.float32), x)
+
+
+def test_a_trained_critic_scores_other_pairs_of_the_same_images():
+    """`bound_on` reproduces the estimate on the critic's own pairs, is lower on pairs that carry less
+    information about the same x, and refuses pairs of another shape."""
+    rng = np.random.default_rng(3)
+    x, z = _gaussian(rng, 1500, 2, 0.9)
+    xh, zh = _gaussian(rng, 1000, 2, 0.9)
+    result = estimate_mutual_information(x, z, xh, zh, seed=0, epochs=4, batch_size=64)
+    assert result.bound_on(xh, zh) == pytest.approx(result.mi_nats, abs=1e-9)
+    noisier = (0.5 * zh + 0.9 * rng.standard_normal(zh.shape)).astype(np.float32)
+    assert result.bound_on(xh, noisier) < result.mi_nats - 0.3
+    assert "bound_on" not in result.as_dict()
+    with pytest.raises(SiftError, match="cannot score pairs"):
+        result.bound_on(xh[:10], zh[:10])

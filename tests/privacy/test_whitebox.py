@@ -8,7 +8,7 @@ import torch
 
 from sift_deploy.data.preprocess import normalize
 from sift_deploy.errors import SiftError
-from sift_deploy.privacy.whitebox import total_variation, whitebox_attack
+from sift_deploy.privacy.whitebox import OFFICIAL, total_variation, whitebox_attack
 
 
 def test_total_variation_by_hand():
@@ -55,3 +55,12 @@ def test_batching_does_not_change_results(small_real):
 def test_shape_mismatch_is_a_user_error(small_real):
     with pytest.raises(SiftError, match="attack the edge that produced them"):
         whitebox_attack(small_real["edge"], np.zeros((2, 12, 8, 8), np.float32), (1, 32, 32), steps=1)
+
+
+def test_official_settings_run(small_real):
+    """The official attack's exact settings (absolute feature loss, clamp only at the end) still run."""
+    edge, x = small_real["edge"], small_real["test_x"][:2]
+    result = whitebox_attack(edge, _features(edge, x), (1, 32, 32), **{**OFFICIAL, "steps": 3})
+    record = result.record.as_dict()
+    assert record["lr"] == 0.01 and record["tv_weight"] == 1e3 and not record["relative"] and not record["project"]
+    assert result.images.min() >= 0.0 and result.images.max() <= 1.0

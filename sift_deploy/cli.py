@@ -308,7 +308,7 @@ def check_command(
                 tmp.write_text(caps_from_report(report, limits))
             paths["caps"] = str(write_caps)
     except OSError as exc:
-        fail(f"could not write the reports ({exc}); check that {report_dir} is writable")
+        fail(f"could not write the reports: {exc}")
     report["reports"] = paths
     if json_out:
         print(json.dumps(report, indent=2))

@@ -4,7 +4,7 @@
 (Fashion-MNIST, 32x32, 2 CPU cores) stays under 10 minutes for everything: features of aux and test,
 3 decoder seeds on float and on deployed features, one decoder against the unprotected twin
 (which must reach SSIM >= 0.75 to prove the attack works), MINE, dCor and the white-box attack.
-Measured on the reference int8 bundles: 407-452 s (x86) and 508 s (rpi4), twin SSIM 0.874.
+Measured on the reference int8 bundles: 407-452 s (x86) and 421-508 s (rpi4), twin SSIM 0.874.
 `full` follows research/attack-anchors.md's reference attacker (10k aux pairs, all 10k test images,
 width 128, 6 epochs) with 5 seeds per side.
 """

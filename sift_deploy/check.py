@@ -44,16 +44,13 @@ class Side:
     z_test: np.ndarray
 
 
-def _torch_features(edge, inputs: np.ndarray) -> np.ndarray:
+def _torch_outputs(module, inputs: np.ndarray) -> np.ndarray:
+    """A float PyTorch module (edge -> features, cloud -> logits) on numpy inputs, in batches."""
     import torch
 
-    edge.eval()
+    module.eval()
     with torch.inference_mode():
-        return run_in_batches(lambda v: edge(torch.from_numpy(v)).numpy(), inputs, 500)
-
-
-def _torch_logits(module, inputs: np.ndarray) -> np.ndarray:
-    return _torch_features(module, inputs)
+        return run_in_batches(lambda v: module(torch.from_numpy(v)).numpy(), inputs, 500)
 
 
 def _resolve_checkpoint(manifest: dict, checkpoint: Path | None) -> Checkpoint:
@@ -172,23 +169,23 @@ def run_check(
     finally:
         runner.close()
     tick("features", 1, 3)
-    z_float_all = _torch_features(ckpt.model.edge, in_all_test)
-    floating = Side("float", _torch_features(ckpt.model.edge, in_aux), z_float_all[:test_n])
+    z_float_all = _torch_outputs(ckpt.model.edge, in_all_test)
+    floating = Side("float", _torch_outputs(ckpt.model.edge, in_aux), z_float_all[:test_n])
     tick("features", 2, 3)
-    z_twin_all = _torch_features(twin_ckpt.model.edge, normalize(x_all_test, twin_ckpt.mean, twin_ckpt.std))
-    twin_side = Side("twin", _torch_features(twin_ckpt.model.edge, normalize(x_aux, twin_ckpt.mean, twin_ckpt.std)),
+    z_twin_all = _torch_outputs(twin_ckpt.model.edge, normalize(x_all_test, twin_ckpt.mean, twin_ckpt.std))
+    twin_side = Side("twin", _torch_outputs(twin_ckpt.model.edge, normalize(x_aux, twin_ckpt.mean, twin_ckpt.std)),
                      z_twin_all[:test_n])
     tick("features", 3, 3)
 
     labels = splits.test.labels
     cloud = ckpt.model.cloud
-    pred_float = _torch_logits(cloud, z_float_all).argmax(1)
-    pred_dep = _torch_logits(cloud, z_dep_all).argmax(1)
-    pred_wire = _torch_logits(cloud, wire.roundtrip(z_dep_all, manifest["features"]["wire_int8"])).argmax(1)
+    pred_float = _torch_outputs(cloud, z_float_all).argmax(1)
+    pred_dep = _torch_outputs(cloud, z_dep_all).argmax(1)
+    pred_wire = _torch_outputs(cloud, wire.roundtrip(z_dep_all, manifest["features"]["wire_int8"])).argmax(1)
     acc = {"images": int(len(labels)), "float": float((pred_float == labels).mean()),
            "deployed": float((pred_dep == labels).mean()), "deployed_wire_int8": float((pred_wire == labels).mean()),
            "top1_agreement": float((pred_float == pred_dep).mean()),
-           "twin": float((_torch_logits(twin_ckpt.model.cloud, z_twin_all).argmax(1) == labels).mean())}
+           "twin": float((_torch_outputs(twin_ckpt.model.cloud, z_twin_all).argmax(1) == labels).mean())}
     acc["drop_points"] = (acc["float"] - acc["deployed"]) * 100
     acc["wire_int8_drop_points"] = (acc["float"] - acc["deployed_wire_int8"]) * 100
     acc["all_zero_features"] = {"float": int((np.abs(z_float_all).reshape(len(labels), -1).max(1) == 0).sum()),

@@ -112,13 +112,14 @@ def child(spec: dict) -> dict:
         with torch.inference_mode():
             result = _time(module, xs, warmup, runs)
     elif kind == "edge":
-        from importlib import import_module
+        from sift_deploy.backends import get_backend
+        from sift_deploy.backends.base import Artifacts
 
         meta = json.loads((work / "artifacts.json").read_text())[runtime]
         backend = "onnxruntime" if runtime.startswith("ort") else "litert"
-        runner = import_module(f"sift_deploy.backends.{backend}.runner").create_runner(
-            work / runtime, meta["file"], meta["details"], threads)
-        runner.load()
+        runner = get_backend(backend).create_runner(Artifacts(folder=work / runtime), meta["file"], meta["details"],
+                                                    threads)
+        runner.activate()
         result = _time(runner.infer, x_list, warmup, runs)
     elif runtime.startswith("ort"):
         import onnxruntime as ort

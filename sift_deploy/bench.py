@@ -47,7 +47,8 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, wire
-from .backends import open_runner
+from .backends import get_backend, open_cloud_runner, open_runner
+from .backends.base import NATIVE, STAND_IN
 from .bundle import PARITY_REFERENCE, require_intact
 from .data.preprocess import model_input
 from .errors import SiftError
@@ -57,15 +58,8 @@ DEFAULT_ITERATIONS = 500
 DEFAULT_WARMUP = 50
 DEFAULT_TOLERANCE_PCT = 10.0
 MEMORY_PROBE_RUNS = 30
-# Modules a runtime is made of, imported (timed) before the artifact loads; alternatives in order.
-RUNTIME_MODULES = {
-    "onnxruntime": (("onnxruntime",),),
-    "litert": (("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),),
-    "tensorrt": (("tensorrt",),),
-}
-NATIVE_LABELS = {"onnxruntime": "ONNX Runtime CPU", "litert": "LiteRT (XNNPACK)", "tensorrt": "TensorRT"}
-STAND_IN_KIND = "stand-in"
-NATIVE_KIND = "native"
+STAND_IN_KIND = STAND_IN
+NATIVE_KIND = NATIVE
 MIB = 1024.0 * 1024.0
 
 ProgressFn = Callable[[str, int, int], None]
@@ -151,7 +145,9 @@ for alternatives in spec["runtime_modules"]:
         except Exception:
             continue
 out["runtime_import_ms"] = (time.perf_counter_ns() - started) / 1e6
-module = importlib.import_module(spec["runner_module"])
+from sift_deploy.backends import get_backend
+from sift_deploy.backends.base import Artifacts
+backend = get_backend(spec["backend"])
 out["baseline_kib"] = status_kib("VmRSS") or maxrss_kib()
 out["import_hwm_kib"] = status_kib("VmHWM") or maxrss_kib()
 try:  # reset the high-water mark to the current RSS (Linux >= 4.0), so the peak is load + inference only
@@ -162,9 +158,10 @@ except OSError:
     out["hwm_reset"] = False
 x = np.load(spec["inputs"])
 try:
-    runner = module.create_runner(spec["bundle_dir"], spec["edge_file"], spec["details"], spec["threads"], spec["kind"])
+    runner = backend.create_runner(Artifacts(folder=spec["bundle_dir"]), spec["edge_file"], spec["details"],
+                                   spec["threads"], spec["runtime"])
     started = time.perf_counter_ns()
-    runner.load()
+    runner.activate()
     out["load_ms"] = (time.perf_counter_ns() - started) / 1e6
     out["after_load_kib"] = status_kib("VmRSS")
     for _ in range(spec["runs"]):
@@ -182,18 +179,18 @@ print(json.dumps(out))
 '''
 
 
-def probe_memory(runner_module: str, bundle_dir: Path, edge_file: str, details: dict, threads: int, kind: str,
+def probe_memory(backend: str, runtime: str | None, bundle_dir: Path, edge_file: str, details: dict, threads: int,
                  inputs: np.ndarray, runs: int, runtime_modules=(), timeout_s: float = 600.0) -> dict:
     """Peak RSS of loading `edge_file` and running `runs` inferences on `inputs`, in a fresh subprocess.
 
-    `runner_module` is the dotted name of a backend's runner module (it must have `create_runner`).
+    `backend` names the bundle's backend; `runtime` a stand-in runtime, or None for its own.
     Returns MiB figures: baseline (python + numpy + runtime + runner module), after load, peak.
     """
     with tempfile.TemporaryDirectory(prefix="sift-bench-") as tmp:
         inputs_path = Path(tmp) / "inputs.npy"
         np.save(inputs_path, np.ascontiguousarray(inputs, dtype=np.float32))
-        spec = {"runner_module": runner_module, "bundle_dir": str(Path(bundle_dir).resolve()), "edge_file": edge_file,
-                "details": details, "threads": int(threads), "kind": kind, "inputs": str(inputs_path),
+        spec = {"backend": backend, "runtime": runtime, "bundle_dir": str(Path(bundle_dir).resolve()),
+                "edge_file": edge_file, "details": details, "threads": int(threads), "inputs": str(inputs_path),
                 "runs": int(runs), "runtime_modules": [list(a) for a in runtime_modules]}
         env = dict(os.environ)
         package_root = str(Path(__file__).resolve().parent.parent)
@@ -214,7 +211,7 @@ def probe_memory(runner_module: str, bundle_dir: Path, edge_file: str, details: 
     peak = to_mib(raw["peak_kib"])
     baseline = to_mib(raw["baseline_kib"])
     return {
-        "method": f"fresh subprocess (numpy + runtime + {runner_module}); peak = {raw['peak_source']}"
+        "method": f"fresh subprocess (numpy + runtime + the {backend} runner); peak = {raw['peak_source']}"
                   + (" after resetting it past the imports (clear_refs 5)" if raw["hwm_reset"] else " (process lifetime)"),
         "baseline_rss_mb": baseline,
         "after_load_rss_mb": to_mib(raw.get("after_load_kib")),
@@ -636,7 +633,7 @@ def time_runner(runner, batches: list[np.ndarray], iterations: int, warmup: int,
     """load / first inference / warm-up / timed loop of an unloaded runner; per-call ns in 'times_ns'."""
     progress = on_progress or (lambda *_: None)
     started = time.perf_counter_ns()
-    runner.load()
+    runner.activate()
     load_ms = (time.perf_counter_ns() - started) / 1e6
     started = time.perf_counter_ns()
     runner.infer(batches[0])
@@ -698,7 +695,7 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
     stand_in = options.runtime is not None and options.runtime != backend
     kind = STAND_IN_KIND if stand_in else NATIVE_KIND
     runtime_name = options.runtime if stand_in else backend
-    runtime_modules = RUNTIME_MODULES.get(runtime_name, ())
+    runtime_modules = get_backend(runtime_name).runtime_modules
     identity = {"bundle": {"target": str(manifest.get("target")), "backend": backend, "precision": manifest["precision"]},
                 "runtime": {"kind": kind}, "settings": {"batch": options.batch, "threads": threads}}
     if baseline is not None:  # refuse an incomparable baseline before spending time on measurements
@@ -714,11 +711,11 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
         versions = runner.versions()
         progress("measuring features", 0, 1)
         z = np.concatenate([runner.infer(inputs[i:i + 64]) for i in range(0, len(inputs), 64)])
-        label = getattr(runner, "label", None) or NATIVE_LABELS.get(runner.name, runner.name)
-        if getattr(runner, "runtime", None) and runner.name == "litert":
+        label = runner.label
+        if getattr(runner, "runtime", None):  # a runner that picks among runtimes says which one ran
             label = f"{label} via {runner.runtime}"
     finally:
-        runner.close()
+        runner.deactivate()
     if stand_in:
         notes.append(f"STAND-IN: {label}. These figures are not measurements of the {manifest.get('target')} device.")
     latency = {"runtime_import_ms": round(import_ms, 3), "load_ms": round(timing["load_ms"], 3),
@@ -734,20 +731,18 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
         raise SiftError(f"the artifact's features have shape {features['shape']}, the manifest says {expected}; "
                         "the bundle is inconsistent, re-export it")
     try:
-        from .cloud import CloudRunner
-
-        cloud = CloudRunner(bundle_dir / manifest["cloud_file"], threads)
-        features["wire_accuracy"] = {"cloud": "float cloud.onnx in onnxruntime",
-                                     **wire_accuracy(cloud, z, wire_params, pred_ref, labels)}
+        with open_cloud_runner(bundle_dir, manifest, threads) as cloud:
+            features["wire_accuracy"] = {"cloud": "float cloud.onnx in onnxruntime",
+                                         **wire_accuracy(cloud, z, wire_params, pred_ref, labels)}
     except SiftError as exc:
         features["wire_accuracy"] = {"skipped": str(exc)}
 
-    artifact = runner.edge_file
+    artifact = runner.loader.name
     memory: dict
     if options.memory:
         progress("measuring memory (fresh process)", 0, 1)
-        memory = probe_memory(type(runner).__module__, bundle_dir, artifact, manifest["export"]["details"], threads,
-                              "stand_in" if stand_in else "native", batches[0],
+        memory = probe_memory(backend, options.runtime if stand_in else None, bundle_dir, manifest["edge_file"],
+                              manifest["export"]["details"], threads, batches[0],
                               runs=min(options.warmup + options.iterations, MEMORY_PROBE_RUNS),
                               runtime_modules=runtime_modules)
     else:

@@ -28,7 +28,8 @@ from .data.sources import load_dataset
 from .data.splits import make_splits
 from .errors import SiftError
 from .models import TWINS
-from .parity import run_in_batches
+from .backends.base import run_in_batches
+from .backends.torch.runner import torch_outputs
 from .privacy.budget import AttackBudget
 
 SCHEMA_VERSION = 1
@@ -42,15 +43,6 @@ class Side:
     label: str
     z_aux: np.ndarray
     z_test: np.ndarray
-
-
-def _torch_outputs(module, inputs: np.ndarray) -> np.ndarray:
-    """A float PyTorch module (edge -> features, cloud -> logits) on numpy inputs, in batches."""
-    import torch
-
-    module.eval()
-    with torch.inference_mode():
-        return run_in_batches(lambda v: module(torch.from_numpy(v)).numpy(), inputs, 500)
 
 
 def _resolve_checkpoint(manifest: dict, checkpoint: Path | None) -> Checkpoint:
@@ -95,17 +87,11 @@ def _fake_quantised(edge):
 
 
 def _deployed_runner(bundle: Path, manifest: dict):
-    """The bundle's own runtime; a jetson bundle without TensorRT runs its Q/DQ ONNX in onnxruntime."""
-    try:
-        runner = open_runner(bundle, manifest, threads=manifest["profile"]["threads"])
-        runner.load()
-        return runner, runner.name
-    except SiftError:
-        if manifest["backend"] != "tensorrt":
-            raise
-    runner = open_runner(bundle, manifest, threads=manifest["profile"]["threads"], runtime="onnxruntime")
-    runner.load()
-    return runner, f"{runner.name} (stand-in: TensorRT is not available here)"
+    """The bundle's own runtime, or its labelled stand-in where that runtime is not available here."""
+    runner = open_runner(bundle, manifest, threads=manifest["profile"]["threads"], fallback=True)
+    runner.activate()
+    label = runner.name if runner.kind == "native" else f"{runner.name} ({runner.label})"
+    return runner, label
 
 
 def _bound(name: str, measured: float, limit: float, kind: str, detail: str) -> dict:
@@ -167,25 +153,25 @@ def run_check(
         z_dep_all = run_in_batches(runner.infer, in_all_test, 256)
         deployed = Side("deployed", run_in_batches(runner.infer, in_aux, 256), z_dep_all[:test_n])
     finally:
-        runner.close()
+        runner.deactivate()
     tick("features", 1, 3)
-    z_float_all = _torch_outputs(ckpt.model.edge, in_all_test)
-    floating = Side("float", _torch_outputs(ckpt.model.edge, in_aux), z_float_all[:test_n])
+    z_float_all = torch_outputs(ckpt.model.edge, in_all_test)
+    floating = Side("float", torch_outputs(ckpt.model.edge, in_aux), z_float_all[:test_n])
     tick("features", 2, 3)
-    z_twin_all = _torch_outputs(twin_ckpt.model.edge, normalize(x_all_test, twin_ckpt.mean, twin_ckpt.std))
-    twin_side = Side("twin", _torch_outputs(twin_ckpt.model.edge, normalize(x_aux, twin_ckpt.mean, twin_ckpt.std)),
+    z_twin_all = torch_outputs(twin_ckpt.model.edge, normalize(x_all_test, twin_ckpt.mean, twin_ckpt.std))
+    twin_side = Side("twin", torch_outputs(twin_ckpt.model.edge, normalize(x_aux, twin_ckpt.mean, twin_ckpt.std)),
                      z_twin_all[:test_n])
     tick("features", 3, 3)
 
     labels = splits.test.labels
     cloud = ckpt.model.cloud
-    pred_float = _torch_outputs(cloud, z_float_all).argmax(1)
-    pred_dep = _torch_outputs(cloud, z_dep_all).argmax(1)
-    pred_wire = _torch_outputs(cloud, wire.roundtrip(z_dep_all, manifest["features"]["wire_int8"])).argmax(1)
+    pred_float = torch_outputs(cloud, z_float_all).argmax(1)
+    pred_dep = torch_outputs(cloud, z_dep_all).argmax(1)
+    pred_wire = torch_outputs(cloud, wire.roundtrip(z_dep_all, manifest["features"]["wire_int8"])).argmax(1)
     acc = {"images": int(len(labels)), "float": float((pred_float == labels).mean()),
            "deployed": float((pred_dep == labels).mean()), "deployed_wire_int8": float((pred_wire == labels).mean()),
            "top1_agreement": float((pred_float == pred_dep).mean()),
-           "twin": float((_torch_outputs(twin_ckpt.model.cloud, z_twin_all).argmax(1) == labels).mean())}
+           "twin": float((torch_outputs(twin_ckpt.model.cloud, z_twin_all).argmax(1) == labels).mean())}
     acc["drop_points"] = (acc["float"] - acc["deployed"]) * 100
     acc["wire_int8_drop_points"] = (acc["float"] - acc["deployed_wire_int8"]) * 100
     acc["all_zero_features"] = {"float": int((np.abs(z_float_all).reshape(len(labels), -1).max(1) == 0).sum()),

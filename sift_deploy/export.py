@@ -19,16 +19,17 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, wire
-from .backends import export_edge, open_runner, runtime_versions
+from .backends import export_edge, open_cloud_runner, open_runner, runtime_versions
 from .backends.base import CALIB_METHODS, ExportRequest
 from .bundle import PARITY_REFERENCE, read_manifest, write_manifest
-from .cloud import CLOUD_FILE, CloudRunner, export_cloud
+from .backends.torch.runner import torch_outputs
+from .cloud import CLOUD_FILE, export_cloud
 from .data.calibration import (CALIBRATION_COUNT, DEFAULT_CALIBRATION, MIN_CALIBRATION_IMAGES, load_image_file,
                                validate_images)
 from .data.preprocess import model_input
 from .errors import SiftError
 from .fileio import atomic_dir, check_writable, sha256_file
-from .parity import deployed_parity, run_in_batches
+from .parity import deployed_parity
 from .profiles import Profile, load_profile
 
 PARITY_REFERENCE_COUNT = 256
@@ -88,16 +89,8 @@ def _parity_images(data_dir: Path | None, use_test_split: bool) -> tuple[np.ndar
 
 
 def _float_reference(model, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
-    model.eval()
-    with torch.inference_mode():
-        def edge(x):
-            return model.edge(torch.from_numpy(x)).numpy()
-
-        z = run_in_batches(edge, inputs, 500)
-        logits = run_in_batches(lambda v: model.cloud(torch.from_numpy(v)).numpy(), z, 500)
-    return z, logits
+    z = torch_outputs(model.edge, inputs)
+    return z, torch_outputs(model.cloud, z)
 
 
 def export_bundle(
@@ -191,9 +184,9 @@ def export_bundle(
             "versions": {"python": platform.python_version(), **runtime_versions(profile.backend)},
         }
         stage("checking parity against the float model")
-        runner = open_runner(tmp, manifest, threads=profile.threads, for_parity=True)
-        with runner:
-            parity = deployed_parity(runner, CloudRunner(tmp / CLOUD_FILE), parity_inputs, z_ref, pred_ref,
+        runner = open_runner(tmp, manifest, threads=profile.threads, fallback=True)
+        with runner, open_cloud_runner(tmp, manifest) as cloud:
+            parity = deployed_parity(runner, cloud, parity_inputs, z_ref, pred_ref,
                                      parity_labels, vars(profile.parity[precision]), wire_params)
         parity["source"] = parity_source
         parity["runtime"] = runner.name

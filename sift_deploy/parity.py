@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import wire
+from .backends.base import run_in_batches
 
 
 def cosine_per_image(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,14 +68,10 @@ def compare(
     return result
 
 
-def run_in_batches(fn, x: np.ndarray, batch: int) -> np.ndarray:
-    return np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
-
-
 def deployed_parity(runner, cloud, inputs: np.ndarray, z_ref: np.ndarray, pred_ref: np.ndarray,
                     labels: np.ndarray | None, thresholds: dict | None, wire_params: dict | None,
                     batch: int = 256) -> dict:
-    """Run the exported edge (`runner`) and the float cloud (`cloud`, may be None) and compare."""
+    """Run the exported edge and the float cloud (active runners; `cloud` may be None) and compare."""
     z_dep = run_in_batches(runner.infer, inputs, batch)
     logits_dep = run_in_batches(cloud.infer, z_dep, batch) if cloud is not None else None
     logits_wire = None

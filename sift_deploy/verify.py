@@ -7,9 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import open_runner
+from .backends import open_cloud_runner, open_runner
 from .bundle import PARITY_REFERENCE, MANIFEST, read_manifest, verify_files
-from .cloud import CloudRunner
 from .data.preprocess import model_input
 from .errors import SiftError
 from .parity import deployed_parity
@@ -41,15 +40,20 @@ def verify_bundle(bundle_dir: Path, threads: int | None = None, runtime: str | N
     with np.load(bundle_dir / PARITY_REFERENCE, allow_pickle=False) as ref:
         images, labels, z_ref, pred_ref = ref["images"], ref["labels"], ref["z_ref"], ref["pred_ref"]
     inputs = model_input(images, input_size, mean, std)
+    cloud = open_cloud_runner(bundle_dir, {"cloud_file": cloud_file}, threads)
     try:
-        cloud = CloudRunner(bundle_dir / cloud_file, threads)
+        cloud.activate()
         report["cloud"] = "onnxruntime"
     except SiftError as exc:
         cloud = None
         report["cloud"] = f"skipped: {exc}"
-    with open_runner(bundle_dir, manifest, threads=threads, runtime=runtime) as runner:
-        parity = deployed_parity(runner, cloud, inputs, z_ref, pred_ref, labels, thresholds, wire_params)
-        parity["runtime"] = runner.name
+    try:
+        with open_runner(bundle_dir, manifest, threads=threads, runtime=runtime) as runner:
+            parity = deployed_parity(runner, cloud, inputs, z_ref, pred_ref, labels, thresholds, wire_params)
+            parity["runtime"] = runner.name
+    finally:
+        if cloud is not None:
+            cloud.deactivate()
     report["parity"] = parity
     report["passed"] = parity["passed"]
     return report

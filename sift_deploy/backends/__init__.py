@@ -1,66 +1,83 @@
-"""Runtime backends: onnxruntime (x86), litert (Raspberry Pi), tensorrt (Jetson).
+"""Runtime backends, one package each, registered here by one line.
 
-Exporters may import torch and converters; runners never do (they run on the device). Both are
-imported lazily here, so that a device with only one runtime installed can use its backend.
+Every other part of sift-deploy learns about a runtime from its `Backend` description (see
+base.py): profiles check names and precisions against it, bench labels and versions come from it,
+stand-ins are declared by it. Importing this module imports no runtime and no torch.
 """
 
 from __future__ import annotations
 
 import importlib
-from importlib import metadata
 from pathlib import Path
 
 from ..errors import SiftError
-from .base import ExportRequest, ExportResult, Runner
+from .base import Artifacts, Backend, ExportRequest, ExportResult, Runner
 
-INSTALL_HINTS = {
-    "onnxruntime": "pip install 'sift-deploy[x86]'",
-    "litert": "pip install 'sift-deploy[rpi]' (ai-edge-litert) on the Pi, or 'sift-deploy[rpi-export]' to export",
-    "tensorrt": "TensorRT comes with JetPack on the Jetson (python3-libnvinfer); it is not on PyPI",
-}
-# Which runner serves a bundle when the user picks a runtime other than the bundle's own.
-STAND_INS = {("tensorrt", "onnxruntime"): "stand_in"}
-RUNTIME_PACKAGES = {
-    "onnxruntime": ("onnxruntime", "onnx"),
-    "litert": ("ai-edge-litert", "litert-torch", "tflite-runtime"),
-    "tensorrt": ("tensorrt", "onnx", "onnxruntime"),
-}
+_PACKAGES = [
+    "sift_deploy.backends.onnxruntime",
+    "sift_deploy.backends.litert",
+    "sift_deploy.backends.tensorrt",
+    "sift_deploy.backends.torch",
+]
+_REGISTRY: dict[str, Backend] = {}
 
 
-def _module(backend: str, part: str):
-    try:
-        return importlib.import_module(f"{__name__}.{backend}.{part}")
-    except ImportError as exc:
-        raise SiftError(f"the {backend} backend cannot load ({exc}); {INSTALL_HINTS.get(backend, '')}") from exc
+def register(backend: Backend) -> Backend:
+    """Add a backend (a new runtime package adds its line to _PACKAGES; tests may register directly)."""
+    _REGISTRY[backend.name] = backend
+    return backend
+
+
+def _load_registry() -> dict[str, Backend]:
+    for package in _PACKAGES:
+        described = importlib.import_module(package).BACKEND
+        _REGISTRY.setdefault(described.name, described)
+    return _REGISTRY
+
+
+def backends() -> dict[str, Backend]:
+    return dict(_load_registry())
+
+
+def export_targets() -> tuple[str, ...]:
+    """Names a target profile may pick: the backends that export."""
+    return tuple(name for name, backend in _load_registry().items() if backend.exports)
+
+
+def get_backend(name: str) -> Backend:
+    registry = _load_registry()
+    if name not in registry:
+        raise SiftError(f"backend '{name}' is unknown; use one of {', '.join(export_targets())}")
+    return registry[name]
 
 
 def export_edge(backend: str, request: ExportRequest) -> ExportResult:
-    return _module(backend, "export").export(request)
+    return get_backend(backend).export(request)
 
 
 def open_runner(bundle_dir: Path, manifest: dict, threads: int = 1, runtime: str | None = None,
-                for_parity: bool = False) -> Runner:
-    """The runner for a bundle: its own backend, or a labelled stand-in runtime (`runtime`)."""
-    backend = manifest["backend"]
-    module = _module(backend, "runner")
-    kind = "native"
-    if runtime is not None and runtime != backend:
-        if (backend, runtime) not in STAND_INS:
-            raise SiftError(f"a {backend} bundle cannot run under {runtime}")
-        kind = STAND_INS[(backend, runtime)]
-    elif for_parity:
-        kind = "parity"
-    return module.create_runner(Path(bundle_dir), manifest["edge_file"], manifest["export"]["details"], threads, kind)
+                fallback: bool = False) -> Runner:
+    """The runner for a bundle's edge: its own runtime, or the stand-in `runtime` names.
+
+    With `fallback`, a backend whose runtime is not available here falls back to its first
+    stand-in (labelled so): export's parity run and `check` use that for Jetson bundles.
+    """
+    backend = get_backend(manifest["backend"])
+    if runtime is None and fallback and backend.stand_ins and not backend.available()[0]:
+        runtime = next(iter(backend.stand_ins))
+    return backend.create_runner(Artifacts(folder=Path(bundle_dir)), manifest["edge_file"],
+                                 manifest["export"]["details"], threads, runtime)
+
+
+def open_cloud_runner(bundle_dir: Path, manifest: dict, threads: int = 1) -> Runner:
+    """The float cloud half (cloud.onnx) in ONNX Runtime: parity and int8-wire accuracy on devices."""
+    return get_backend("onnxruntime").create_runner(Artifacts(folder=Path(bundle_dir)), manifest["cloud_file"],
+                                                     {"role": "cloud"}, threads)
 
 
 def runtime_versions(backend: str) -> dict[str, str]:
-    out = {}
-    for package in ("numpy", "torch", *RUNTIME_PACKAGES.get(backend, ())):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return get_backend(backend).versions()
 
 
-__all__ = ["ExportRequest", "ExportResult", "Runner", "export_edge", "open_runner", "runtime_versions"]
+__all__ = ["Artifacts", "Backend", "ExportRequest", "ExportResult", "Runner", "backends", "export_edge",
+           "export_targets", "get_backend", "open_cloud_runner", "open_runner", "register", "runtime_versions"]

@@ -1,27 +1,36 @@
-"""The interface every runtime backend implements (after Polygraphy's loader/runner split).
+"""The shape every runtime backend has (after Polygraphy's loader / runner split).
 
 A backend package (`sift_deploy/backends/<name>/`) provides:
 
-- `export.py`: `export(request: ExportRequest) -> ExportResult` — float edge module -> artifact
-  file(s) written into `request.out_dir`. May import torch and converters (lazily).
-- `runner.py`: a `Runner` subclass — artifact -> transmitted features. Must NOT import torch:
-  it runs on the device with only numpy and the target runtime installed.
+- `__init__.py`: `BACKEND`, a `Backend` that describes it in one place (name, label, runtime
+  packages, install hint, stand-ins, artifact roles, precisions). Importing it imports no runtime.
+- `export.py` (only for backends a target profile can pick): `export(request) -> ExportResult`,
+  float edge module -> artifact file(s) in `request.out_dir`. May import torch lazily.
+- `runner.py`: `available() -> (bool, why)` and `create_runner(artifacts, details, threads,
+  runtime) -> Runner`. Device runners must not import torch: they run with numpy and the runtime.
 
-Runners take and return float32 NCHW arrays: normalised images in, features z out. Layout and
-dtype conversions of the artifact (NHWC input, int8 I/O) happen inside the runner.
+A runner is built from a loader (a file path, bytes in memory, or a bundle's file) and has the
+life cycle activate -> infer ... -> deactivate. Runners take and return float32 NCHW arrays;
+layout and dtype conversions of the artifact (NHWC input, int8 I/O) happen inside the runner.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import SiftError
+
 PRECISIONS = ("fp32", "fp16", "int8")
 CALIB_METHODS = ("minmax", "entropy", "percentile")
+NATIVE = "native"
+STAND_IN = "stand-in"
 
 
 @dataclass
@@ -42,35 +51,180 @@ class ExportResult:
     details: dict = field(default_factory=dict)  # goes into the manifest: quantization choices, opset, versions
 
 
-class Runner(ABC):
-    """Loads an exported edge artifact and computes transmitted features."""
+# --------------------------------------------------------------------------- loaders
 
-    name: str = "base"
 
-    def __init__(self, bundle_dir: Path, edge_file: str, details: dict, threads: int = 1):
-        self.bundle_dir = Path(bundle_dir)
-        self.edge_file = edge_file
-        self.details = details
-        self.threads = threads
+class Loader(ABC):
+    """Where an artifact comes from. Runtimes that take bytes read them; others get a path."""
+
+    name: str
 
     @abstractmethod
-    def load(self) -> None:
+    def read_bytes(self) -> bytes: ...
+
+    def path(self) -> Path | None:
+        """The file, when the artifact is one (runtimes that only open files need it)."""
+        return None
+
+
+class FileLoader(Loader):
+    def __init__(self, path: Path):
+        self._path = Path(path)
+        self.name = self._path.name
+
+    def read_bytes(self) -> bytes:
+        if not self._path.is_file():
+            raise SiftError(f"{self._path} does not exist; re-export the bundle")
+        return self._path.read_bytes()
+
+    def path(self) -> Path:
+        if not self._path.is_file():
+            raise SiftError(f"{self._path} does not exist; re-export the bundle")
+        return self._path
+
+
+class BytesLoader(Loader):
+    """An artifact built in memory (a candidate during a precision search, a test model)."""
+
+    def __init__(self, data: bytes, name: str = "<in memory>"):
+        self._data = bytes(data)
+        self.name = name
+
+    def read_bytes(self) -> bytes:
+        return self._data
+
+
+class Artifacts:
+    """The files of one exported edge, by name: a bundle folder, or bytes held in memory."""
+
+    def __init__(self, folder: Path | None = None, files: dict[str, bytes] | None = None):
+        self.folder = Path(folder) if folder is not None else None
+        self.files = dict(files or {})
+
+    def loader(self, name: str) -> Loader:
+        if name in self.files:
+            return BytesLoader(self.files[name], name)
+        if self.folder is None:
+            raise SiftError(f"the artifact {name} is neither in memory nor in a folder")
+        return FileLoader(self.folder / name)
+
+    def has(self, name: str) -> bool:
+        return name in self.files or (self.folder is not None and (self.folder / name).is_file())
+
+
+# --------------------------------------------------------------------------- runners
+
+
+class Runner(ABC):
+    """activate / infer / deactivate around one artifact. `infer` before `activate` is an error."""
+
+    name: str = "base"
+    label: str = "base"
+
+    def __init__(self, loader: Loader, threads: int = 1, details: dict | None = None):
+        self.loader = loader
+        self.threads = int(threads)
+        self.details = dict(details or {})
+        self.kind = NATIVE
+        self.is_active = False
+
+    def activate(self) -> "Runner":
+        if self.is_active:
+            raise SiftError(f"the {self.name} runner for {self.loader.name} is already active")
+        self._activate()
+        self.is_active = True
+        return self
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        if not self.is_active:
+            raise SiftError(f"the {self.name} runner for {self.loader.name} was asked to infer before activate(); "
+                            f"use `with runner:` or call activate() first")
+        return self._infer(x)
+
+    def deactivate(self) -> None:
+        if self.is_active:
+            self._deactivate()
+            self.is_active = False
+
+    @abstractmethod
+    def _activate(self) -> None:
         """Create the session / interpreter / engine."""
 
     @abstractmethod
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        """float32 (N, C, H, W) normalised images -> float32 features z (N, ...) in NCHW."""
+    def _infer(self, x: np.ndarray) -> np.ndarray:
+        """float32 (N, ...) inputs -> float32 outputs (N, ...)."""
 
-    def close(self) -> None:
+    def _deactivate(self) -> None:
         """Release the runtime's resources."""
 
     def versions(self) -> dict[str, str]:
         """Runtime package versions, for manifests and bench provenance."""
-        return {}
+        return {"numpy": np.__version__}
 
     def __enter__(self) -> "Runner":
-        self.load()
-        return self
+        return self.activate()
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        self.deactivate()
+
+
+def run_in_batches(fn, x: np.ndarray, batch: int) -> np.ndarray:
+    return np.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+# --------------------------------------------------------------------------- backend descriptions
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Everything the rest of sift-deploy may know about one runtime, in one place."""
+
+    name: str  # as written in target profiles and manifests
+    label: str  # what bench and reports call it
+    package: str  # dotted name of the backend package
+    packages: tuple[str, ...]  # distributions whose versions are recorded with results
+    runtime_modules: tuple[tuple[str, ...], ...]  # import names (alternatives) bench times the import of
+    install_hint: str
+    precisions: tuple[str, ...] = ()  # empty: no exporter, a profile cannot pick it
+    artifact_roles: tuple[str, ...] = ("edge",)
+    # runtime name -> what a result of that stand-in is labelled (the stand-in runs another runtime)
+    stand_ins: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def exports(self) -> bool:
+        return bool(self.precisions)
+
+    def _module(self, part: str):
+        try:
+            return importlib.import_module(f"{self.package}.{part}")
+        except ImportError as exc:
+            raise SiftError(f"the {self.name} backend cannot load ({exc}); {self.install_hint}") from exc
+
+    def export(self, request: ExportRequest) -> ExportResult:
+        if not self.exports:
+            raise SiftError(f"the {self.name} backend runs models but does not export them")
+        return self._module("export").export(request)
+
+    def available(self) -> tuple[bool, str]:
+        return self._module("runner").available()
+
+    def create_runner(self, artifacts: Artifacts, edge_file: str, details: dict, threads: int = 1,
+                      runtime: str | None = None) -> Runner:
+        if runtime not in (None, self.name) and runtime not in self.stand_ins:
+            allowed = ", ".join([self.name, *self.stand_ins])
+            raise SiftError(f"a {self.name} bundle cannot run under {runtime}; use one of: {allowed}")
+        runtime = None if runtime == self.name else runtime
+        runner = self._module("runner").create_runner(artifacts, edge_file, details, threads, runtime)
+        if runtime is not None:
+            runner.kind = STAND_IN
+            runner.label = self.stand_ins[runtime]
+        return runner
+
+    def versions(self) -> dict[str, str]:
+        out = {}
+        for package in ("numpy", *self.packages):
+            try:
+                out[package] = metadata.version(package)
+            except metadata.PackageNotFoundError:
+                continue
+        return out

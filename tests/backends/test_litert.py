@@ -96,12 +96,11 @@ def nhwc_export(edge_case, tmp_path_factory):
 
 
 def _runner(exported, threads: int = 1):
+    from sift_deploy.backends.base import Artifacts
     from sift_deploy.backends.litert.runner import create_runner
 
     out_dir, result = exported
-    runner = create_runner(out_dir, result.files["edge"], result.details, threads)
-    runner.load()
-    return runner
+    return create_runner(Artifacts(folder=out_dir), result.files["edge"], result.details, threads).activate()
 
 
 def test_fp32_matches_torch(edge_case, fp32_export):
@@ -222,11 +221,12 @@ def test_runner_runs_without_torch(edge_case, fp32_export, int8_export, tmp_path
         sys.modules["torch"] = None  # any `import torch` now raises ImportError
         from pathlib import Path
         import numpy as np
+        from sift_deploy.backends.base import Artifacts
         from sift_deploy.backends.litert.runner import create_runner
         tmp = Path({str(tmp_path)!r})
         x = np.load(tmp / "x.npy")
         for name, case in json.loads((tmp / "cases.json").read_text()).items():
-            runner = create_runner(Path(case["dir"]), case["file"], case["details"], 1)
+            runner = create_runner(Artifacts(folder=Path(case["dir"])), case["file"], case["details"], 1)
             with runner:
                 z = runner.infer(x)
             np.testing.assert_array_equal(z, np.load(tmp / f"{{name}}-expected.npy"))

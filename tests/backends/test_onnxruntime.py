@@ -18,7 +18,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from sift_deploy.backends.base import ExportRequest
+from sift_deploy.backends.base import Artifacts, ExportRequest, FileLoader
 from sift_deploy.backends.onnxruntime.export import export
 from sift_deploy.backends.onnxruntime.rewrite import export_form
 from sift_deploy.backends.onnxruntime.runner import OnnxRuntimeRunner, create_runner
@@ -73,7 +73,7 @@ def exports(edge_case, tmp_path_factory):
 
 
 def _run(out_dir: Path, result, x: np.ndarray) -> np.ndarray:
-    with OnnxRuntimeRunner(out_dir, result.files["edge"], result.details, threads=1) as runner:
+    with OnnxRuntimeRunner(FileLoader(out_dir / result.files["edge"]), threads=1) as runner:
         return runner.infer(x)
 
 
@@ -219,8 +219,8 @@ def test_faithful_export_also_matches(edge_case, tmp_path):
 def test_runner_errors_are_user_errors(exports, tmp_path):
     out_dir, result = exports["fp32"]
     with pytest.raises(SiftError, match="does not exist"):
-        OnnxRuntimeRunner(tmp_path, "missing.onnx", {}).load()
-    with create_runner(out_dir, result.files["edge"], result.details, 1, "native") as runner:
+        OnnxRuntimeRunner(FileLoader(tmp_path / "missing.onnx")).activate()
+    with create_runner(Artifacts(folder=out_dir), result.files["edge"], result.details, 1) as runner:
         with pytest.raises(SiftError, match="does not fit"):
             runner.infer(np.zeros((1, 1, 28, 28), np.float32))
         assert runner.versions()["onnxruntime"] == ort.__version__

@@ -20,12 +20,13 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from sift_deploy.backends.base import ExportRequest
+from sift_deploy.backends import open_runner
+from sift_deploy.backends.base import Artifacts, ExportRequest
+from sift_deploy.backends.tensorrt import BACKEND
 from sift_deploy.backends.tensorrt import calib_cache
 from sift_deploy.backends.tensorrt.export import export
 from sift_deploy.backends.tensorrt.lint import lint
-from sift_deploy.backends.tensorrt.runner import (OnnxRuntimeStandInRunner, TensorRTRunner, create_runner,
-                                                  tensorrt_available)
+from sift_deploy.backends.tensorrt.runner import OnnxRuntimeStandInRunner, tensorrt_available
 from sift_deploy.data.calibration import CALIBRATION_COUNT, DEFAULT_CALIBRATION, load_image_file
 from sift_deploy.data.preprocess import model_input
 from sift_deploy.errors import SiftError
@@ -108,8 +109,8 @@ def test_int8_bundle_files_and_trtexec(int8_bundle):
 def test_stand_in_runs_the_qdq_onnx_with_parity(int8_bundle, edge_case):
     out_dir, result = int8_bundle
     _, _, held_out, z_ref = edge_case
-    runner = create_runner(out_dir, result.files["edge"], result.details, 1, "stand_in")
-    assert isinstance(runner, OnnxRuntimeStandInRunner) and "stand-in" in runner.label
+    runner = BACKEND.create_runner(Artifacts(folder=out_dir), result.files["edge"], result.details, 1, "onnxruntime")
+    assert isinstance(runner, OnnxRuntimeStandInRunner) and runner.kind == "stand-in" and "stand-in" in runner.label
     with runner:
         cos = cosine_per_image(z_ref, runner.infer(held_out))
     assert cos.mean() >= 0.99, cos.mean()
@@ -119,8 +120,10 @@ def test_stand_in_runs_the_qdq_onnx_with_parity(int8_bundle, edge_case):
 def test_native_runner_says_what_is_missing(int8_bundle):
     out_dir, result = int8_bundle
     with pytest.raises(SiftError, match=r"TensorRT is not available.*--runtime onnxruntime"):
-        TensorRTRunner(out_dir, result.files["edge"], result.details).load()
-    assert isinstance(create_runner(out_dir, result.files["edge"], result.details, 1, "parity"), OnnxRuntimeStandInRunner)
+        BACKEND.create_runner(Artifacts(folder=out_dir), result.files["edge"], result.details).activate()
+    manifest = {"backend": "tensorrt", "edge_file": result.files["edge"], "export": {"details": result.details}}
+    fallback = open_runner(out_dir, manifest, fallback=True)
+    assert isinstance(fallback, OnnxRuntimeStandInRunner) and fallback.kind == "stand-in"
 
 
 def test_fp16_exports_fp32_onnx_with_fp16_build(edge_case, tmp_path):
@@ -316,6 +319,6 @@ def test_engine_builds_and_runs(edge_case, tmp_path, precision):
     _, _, held_out, z_ref = edge_case
     result = export(_request(edge_case, tmp_path, precision=precision, build_engine=True))
     assert result.files["edge"] == "edge.plan" and (tmp_path / "edge.plan").is_file()
-    with TensorRTRunner(tmp_path, result.files["edge"], result.details) as runner:
+    with BACKEND.create_runner(Artifacts(folder=tmp_path), result.files["edge"], result.details) as runner:
         z = np.concatenate([runner.infer(held_out[i:i + 32]) for i in range(0, len(held_out), 32)])
     assert cosine_per_image(z_ref, z).mean() >= 0.99

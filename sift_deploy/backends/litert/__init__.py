@@ -8,3 +8,15 @@ installed; it needs numpy and the runtime only, never torch.
 This package's `__init__` imports nothing, so that importing the runner on a device does not pull
 in the exporter's dependencies.
 """
+
+from ..base import Backend
+
+BACKEND = Backend(
+    name="litert",
+    label="LiteRT (XNNPACK)",
+    package=__name__,
+    packages=("ai-edge-litert", "litert-torch", "tflite-runtime"),
+    runtime_modules=(("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),),
+    install_hint="pip install 'sift-deploy[rpi]' (ai-edge-litert) on the Pi, or 'sift-deploy[rpi-export]' to export",
+    precisions=("fp32", "fp16", "int8"),
+)

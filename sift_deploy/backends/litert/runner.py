@@ -12,12 +12,10 @@ resized to the batch and invoked once.
 from __future__ import annotations
 
 from importlib import metadata
-from pathlib import Path
-
 import numpy as np
 
 from ...errors import SiftError
-from ..base import Runner
+from ..base import Artifacts, Loader, Runner
 
 INSTALL_HINT = "pip install 'sift-deploy[rpi]' (ai-edge-litert)"
 
@@ -51,22 +49,22 @@ def _dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
 class LiteRTRunner(Runner):
     name = "litert"
 
-    def __init__(self, bundle_dir: Path, edge_file: str, details: dict, threads: int = 1):
-        super().__init__(bundle_dir, edge_file, details, threads)
-        self.layout = str((details or {}).get("layout", "NCHW")).upper()
+    label = "LiteRT (XNNPACK)"
+
+    def __init__(self, loader: Loader, threads: int = 1, details: dict | None = None):
+        super().__init__(loader, threads, details)
+        self.layout = str(self.details.get("layout", "NCHW")).upper()
         self.runtime: str | None = None
         self._interpreter = None
 
-    def load(self) -> None:
-        path = self.bundle_dir / self.edge_file
-        if not path.is_file():
-            raise SiftError(f"edge file {path} does not exist; the bundle is incomplete")
+    def _activate(self) -> None:
+        content = self.loader.read_bytes()
         interpreter_class, self.runtime = _interpreter_class()
         try:
-            self._interpreter = interpreter_class(model_path=str(path), num_threads=self.threads)
+            self._interpreter = interpreter_class(model_content=content, num_threads=self.threads)
             self._interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise SiftError(f"{self.runtime} cannot load {path} ({exc}); the file may be corrupt") from exc
+            raise SiftError(f"{self.runtime} cannot load {self.loader.name} ({exc}); the file may be corrupt") from exc
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self._in_dtype = np.dtype(self._input["dtype"])
@@ -100,9 +98,7 @@ class LiteRTRunner(Runner):
         interpreter.invoke()
         return interpreter.get_tensor(self._output["index"])
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
-        if self._interpreter is None:
-            self.load()
+    def _infer(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 4:
             raise SiftError(f"the edge takes images of shape (N, C, H, W); got an array of shape {x.shape}")
@@ -121,7 +117,7 @@ class LiteRTRunner(Runner):
         outs = [self._invoke(q[i:i + self._batch]) for i in range(0, len(q), self._batch)]
         return self._from_model(np.concatenate(outs))
 
-    def close(self) -> None:
+    def _deactivate(self) -> None:
         self._interpreter = None
 
     def versions(self) -> dict[str, str]:
@@ -136,6 +132,15 @@ class LiteRTRunner(Runner):
         return out
 
 
-def create_runner(bundle_dir: Path, edge_file: str, details: dict, threads: int = 1, kind: str = "native") -> Runner:
-    """The backends registry's entry point; litert has no stand-in runtimes, so `kind` changes nothing."""
-    return LiteRTRunner(bundle_dir, edge_file, details, threads)
+def available() -> tuple[bool, str]:
+    try:
+        _interpreter_class()
+    except SiftError as exc:
+        return False, str(exc)
+    return True, "ai-edge-litert"
+
+
+def create_runner(artifacts: Artifacts, edge_file: str, details: dict, threads: int = 1,
+                  runtime: str | None = None) -> Runner:
+    """The registry's entry point; LiteRT declares no stand-ins."""
+    return LiteRTRunner(artifacts.loader(edge_file), threads, details)

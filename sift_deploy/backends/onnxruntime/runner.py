@@ -1,15 +1,15 @@
-"""Runs an exported edge ONNX file in ONNX Runtime on the CPU (numpy + onnxruntime only, no torch)."""
+"""Runs an ONNX file (the x86 edge, or any bundle's float cloud) in ONNX Runtime on the CPU
+(numpy + onnxruntime only, no torch)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 
 from ...errors import SiftError
-from ..base import Runner
+from ..base import Artifacts, Loader, Runner
 
 INPUT_NAME = "input"
+INSTALL_HINT = "pip install 'sift-deploy[x86]' (onnxruntime)"
 
 
 def session_options(threads: int = 1):
@@ -26,40 +26,46 @@ def session_options(threads: int = 1):
     return so
 
 
+def available() -> tuple[bool, str]:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False, f"onnxruntime is not installed; {INSTALL_HINT}"
+    return True, "onnxruntime"
+
+
 class OnnxRuntimeRunner(Runner):
-    """`onnxruntime.InferenceSession` on CPUExecutionProvider; float32 NCHW in, float32 z out."""
+    """`onnxruntime.InferenceSession` on CPUExecutionProvider; float32 in, float32 out."""
 
     name = "onnxruntime"
     label = "ONNX Runtime CPU"
 
-    def load(self) -> None:
+    def _activate(self) -> None:
         try:
             import onnxruntime as ort
         except ImportError as exc:
-            raise SiftError("onnxruntime is not installed; install it with `pip install onnxruntime` "
-                            "(or `pip install 'sift-deploy[x86]'`)") from exc
-        path = self.bundle_dir / self.edge_file
-        if not path.is_file():
-            raise SiftError(f"edge model {path} does not exist; re-export the bundle")
+            raise SiftError(f"onnxruntime is not installed; {INSTALL_HINT}") from exc
+        path = self.loader.path()
+        model = str(path) if path is not None else self.loader.read_bytes()
         try:
-            self.session = ort.InferenceSession(str(path), session_options(self.threads),
-                                                providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model, session_options(self.threads), providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for corrupt or unsupported files
-            raise SiftError(f"ONNX Runtime cannot load {path}: {str(exc).splitlines()[0]}") from exc
+            raise SiftError(f"ONNX Runtime cannot load {path or self.loader.name}: {str(exc).splitlines()[0]}") from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.output_name = self.session.get_outputs()[0].name
         self.input_shape = tuple(inp.shape[1:])
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
+    def _infer(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x)
-        if x.ndim != 4 or (all(isinstance(d, int) for d in self.input_shape) and tuple(x.shape[1:]) != self.input_shape):
-            raise SiftError(f"input of shape {x.shape} does not fit the edge model's (N, {', '.join(map(str, self.input_shape))})")
+        fixed = all(isinstance(d, int) for d in self.input_shape)
+        if x.ndim != 1 + len(self.input_shape) or (fixed and tuple(x.shape[1:]) != self.input_shape):
+            raise SiftError(f"input of shape {x.shape} does not fit the model's (N, {', '.join(map(str, self.input_shape))})")
         x = np.ascontiguousarray(x, dtype=np.float32)
         z = self.session.run([self.output_name], {self.input_name: x})[0]
         return np.asarray(z, dtype=np.float32)
 
-    def close(self) -> None:
+    def _deactivate(self) -> None:
         self.session = None
 
     def versions(self) -> dict[str, str]:
@@ -68,8 +74,12 @@ class OnnxRuntimeRunner(Runner):
         return {"onnxruntime": ort.__version__, "numpy": np.__version__}
 
 
+def create_runner(artifacts: Artifacts, edge_file: str, details: dict, threads: int = 1,
+                  runtime: str | None = None) -> Runner:
+    """The registry's entry point; onnxruntime needs no stand-in."""
+    return OnnxRuntimeRunner(artifacts.loader(edge_file), threads, details)
 
 
-def create_runner(bundle_dir: Path, edge_file: str, details: dict, threads: int = 1, kind: str = "native") -> Runner:
-    """The backends registry's entry point; onnxruntime is its own runtime everywhere, so `kind` changes nothing."""
-    return OnnxRuntimeRunner(bundle_dir, edge_file, details, threads)
+def runner_for(loader: Loader, threads: int = 1) -> OnnxRuntimeRunner:
+    """An ORT runner over any ONNX artifact (a file, or bytes built in memory)."""
+    return OnnxRuntimeRunner(loader, threads)

@@ -1,9 +1,8 @@
 """Runs the Jetson artifact: a TensorRT engine (edge.plan), or its ONNX in ONNX Runtime as a stand-in.
 
 `TensorRTRunner` deserializes `edge.plan` (built on the device by `build_engine.sh`, or at export
-where TensorRT and a GPU exist) and runs it with the name-based API of TensorRT >= 8.5
-(`set_input_shape`, `set_tensor_address`, `execute_async_v3`); device buffers come from
-cuda-python, or from Polygraphy's ctypes CUDA wrapper when cuda-python is absent.
+where TensorRT and a GPU exist) with Polygraphy's `EngineFromBytes` and runs it with Polygraphy's
+`TrtRunner`, which owns shapes, device buffers and streams.
 
 `OnnxRuntimeStandInRunner` runs the very ONNX file the engine is built from (the explicit Q/DQ
 model for int8) in ONNX Runtime on the CPU. Its numbers are a labelled stand-in (`--runtime
@@ -16,12 +15,11 @@ from __future__ import annotations
 
 import glob
 import os
-from pathlib import Path
 
 import numpy as np
 
 from ...errors import SiftError
-from ..base import Runner
+from ..base import Artifacts, Runner
 from ..onnxruntime.runner import OnnxRuntimeRunner
 
 ENGINE_FILE = "edge.plan"
@@ -48,177 +46,73 @@ def _gpu_present() -> bool:
     return bool(glob.glob("/dev/nvidia[0-9]*") or glob.glob("/dev/nvhost-ctrl-gpu") or glob.glob("/dev/nvgpu/*"))
 
 
-class _CudaBuffers:
-    """Minimal CUDA memory + stream handling through cuda-python, or Polygraphy's wrapper."""
-
-    def __init__(self):
-        self.api = None
-        try:
-            try:
-                from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-            except ImportError:
-                from cuda import cudart  # older cuda-python
-            self.cudart, self.api = cudart, "cuda-python"
-            self.stream = self._check(cudart.cudaStreamCreate())
-        except ImportError:
-            try:
-                from polygraphy import cuda as pcuda
-            except ImportError as exc:
-                raise SiftError("running a TensorRT engine needs cuda-python (`pip install cuda-python`) or polygraphy "
-                                "(`pip install polygraphy`) for device buffers") from exc
-            self.pcuda, self.api = pcuda, "polygraphy.cuda"
-            self.stream = pcuda.Stream()
-        self.buffers: dict[str, tuple[int, object]] = {}  # name -> (nbytes, device buffer)
-
-    def _check(self, result):
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if int(err) != 0:
-            raise SiftError(f"CUDA call failed with error {err}")
-        return rest[0] if len(rest) == 1 else rest
-
-    def device(self, name: str, nbytes: int) -> int:
-        """Device pointer of a buffer of at least `nbytes` bytes kept under `name`."""
-        held = self.buffers.get(name)
-        if held is None or held[0] < nbytes:
-            if held is not None:
-                self._free(held[1])
-            if self.api == "cuda-python":
-                buf = self._check(self.cudart.cudaMalloc(nbytes))
-            else:
-                buf = self.pcuda.DeviceArray(shape=(nbytes,), dtype=np.uint8)
-            self.buffers[name] = held = (nbytes, buf)
-        return int(held[1]) if self.api == "cuda-python" else int(held[1].ptr)
-
-    def to_device(self, name: str, host: np.ndarray) -> int:
-        ptr = self.device(name, host.nbytes)
-        if self.api == "cuda-python":
-            kind = self.cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-            self._check(self.cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, kind, self.stream))
-        else:
-            self.pcuda.wrapper().memcpy(ptr, host.ctypes.data, host.nbytes, self.pcuda.MemcpyKind.HostToDevice, self.stream.ptr)
-        return ptr
-
-    def to_host(self, name: str, host: np.ndarray) -> None:
-        ptr = self.device(name, host.nbytes)
-        if self.api == "cuda-python":
-            kind = self.cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-            self._check(self.cudart.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes, kind, self.stream))
-        else:
-            self.pcuda.wrapper().memcpy(host.ctypes.data, ptr, host.nbytes, self.pcuda.MemcpyKind.DeviceToHost, self.stream.ptr)
-
-    def stream_handle(self) -> int:
-        if self.api == "cuda-python":
-            return int(self.stream.getPtr()) if hasattr(self.stream, "getPtr") else int(self.stream)
-        return int(self.stream.ptr)
-
-    def synchronize(self) -> None:
-        if self.api == "cuda-python":
-            self._check(self.cudart.cudaStreamSynchronize(self.stream))
-        else:
-            self.stream.synchronize()
-
-    def _free(self, buf) -> None:
-        if self.api == "cuda-python":
-            self.cudart.cudaFree(buf)
-        else:
-            buf.free()
-
-    def close(self) -> None:
-        for _, buf in self.buffers.values():
-            self._free(buf)
-        self.buffers.clear()
-        if self.api == "cuda-python":
-            self.cudart.cudaStreamDestroy(self.stream)
-        else:
-            self.stream.free()
-
-
 class TensorRTRunner(Runner):
-    """Runs edge.plan with TensorRT; float32 NCHW in, float32 z out."""
+    """Runs edge.plan through Polygraphy's TensorRT loader and runner; float32 NCHW in, float32 z out."""
 
     name = "tensorrt"
     label = "TensorRT"
 
-    def load(self) -> None:
+    def _activate(self) -> None:
         ok, why = tensorrt_available()
         if not ok:
             raise SiftError(MISSING.format(why=why))
+        try:
+            from polygraphy.backend.trt import EngineFromBytes, TrtRunner
+        except ImportError as exc:
+            raise SiftError("running a TensorRT engine needs polygraphy: pip install 'sift-deploy[jetson]'") from exc
         import tensorrt as trt
 
-        engine_name = self.details.get("engine_file", ENGINE_FILE)
-        path = self.bundle_dir / (self.edge_file if self.edge_file.endswith(".plan") else engine_name)
-        if not path.is_file():
-            raise SiftError(f"{path} does not exist yet; build it on this device with {self.bundle_dir / 'build_engine.sh'}")
-        self.logger = trt.Logger(trt.Logger.WARNING)
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
-        if self.engine is None:
-            raise SiftError(f"TensorRT {trt.__version__} cannot load {path.name}: engines are tied to the TensorRT version "
-                            "and GPU that built them; rebuild it here with build_engine.sh")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.outputs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(self.inputs) != 1 or len(self.outputs) != 1:
-            raise SiftError(f"{path.name} has inputs {self.inputs} and outputs {self.outputs}; expected one of each")
-        self.cuda = _CudaBuffers()
-        self.trt = trt
+        data = self.loader.read_bytes()
+        try:
+            self._trt = TrtRunner(EngineFromBytes(data))
+            self._trt.activate()
+        except Exception as exc:  # Polygraphy raises PolygraphyException for engines of another TRT/GPU
+            raise SiftError(f"TensorRT {trt.__version__} cannot load {self.loader.name}: engines are tied to the "
+                            f"TensorRT version and GPU that built them; rebuild it here with build_engine.sh") from exc
+        inputs, outputs = list(self._trt.get_input_metadata()), self._trt.engine.num_io_tensors - 1
+        if len(inputs) != 1 or outputs != 1:
+            raise SiftError(f"{self.loader.name} has inputs {inputs} and {outputs} outputs; expected one of each")
+        self._input_name = inputs[0]
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
+    def _infer(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         if x.ndim != 4:
             raise SiftError(f"input of shape {x.shape} is not (N, C, H, W)")
-        name_in, name_out = self.inputs[0], self.outputs[0]
-        if not self.context.set_input_shape(name_in, tuple(x.shape)):
-            raise SiftError(f"the engine does not accept input shape {x.shape}; rebuild it with a larger --maxShapes")
-        out_shape = tuple(self.context.get_tensor_shape(name_out))
-        out = np.empty(out_shape, dtype=np.float32)
-        self.context.set_tensor_address(name_in, self.cuda.to_device(name_in, x))
-        self.context.set_tensor_address(name_out, self.cuda.device(name_out, out.nbytes))
-        if not self.context.execute_async_v3(self.cuda.stream_handle()):
-            raise SiftError("TensorRT inference failed (execute_async_v3 returned False)")
-        self.cuda.to_host(name_out, out)
-        self.cuda.synchronize()
-        return out
+        outputs = self._trt.infer({self._input_name: x}, copy_outputs_to_host=True)
+        return np.asarray(next(iter(outputs.values())), dtype=np.float32)
 
-    def close(self) -> None:
-        if getattr(self, "cuda", None) is not None:
-            self.cuda.close()
-            self.cuda = None
-        self.context = self.engine = self.runtime = None
+    def _deactivate(self) -> None:
+        self._trt.deactivate()
+        self._trt = None
 
     def versions(self) -> dict[str, str]:
+        import polygraphy
         import tensorrt as trt
 
-        return {"tensorrt": trt.__version__, "cuda_buffers": getattr(self.cuda, "api", "")}
+        return {"tensorrt": trt.__version__, "polygraphy": polygraphy.__version__, "numpy": np.__version__}
 
 
 class OnnxRuntimeStandInRunner(OnnxRuntimeRunner):
     """The Jetson ONNX (Q/DQ for int8) in ONNX Runtime on the CPU: a stand-in, not a Jetson number."""
 
     name = "tensorrt-onnx@onnxruntime-cpu"
-    label = "stand-in: the TensorRT-bound ONNX run by ONNX Runtime on the CPU (not a TensorRT measurement)"
 
-    def __init__(self, bundle_dir: Path, edge_file: str, details: dict, threads: int = 1):
+
+def available() -> tuple[bool, str]:
+    return tensorrt_available()
+
+
+def create_runner(artifacts: Artifacts, edge_file: str, details: dict, threads: int = 1,
+                  runtime: str | None = None) -> Runner:
+    """The registry's entry point: TensorRT on the engine, or (`runtime="onnxruntime"`) the ONNX the
+    engine is built from, in ONNX Runtime on the CPU."""
+    if runtime == "onnxruntime":
         onnx_file = details.get("onnx") or edge_file
         if onnx_file.endswith(".plan"):
             raise SiftError("this bundle's details name no ONNX file for the ONNX Runtime stand-in; re-export it")
-        super().__init__(bundle_dir, onnx_file, details, threads)
-
-
-RUNTIMES = {"tensorrt": TensorRTRunner, "onnxruntime": OnnxRuntimeStandInRunner}
-
-
-def create_runner(bundle_dir: Path, edge_file: str, details: dict, threads: int = 1, kind: str = "native") -> Runner:
-    """The backends registry's entry point.
-
-    - "native": TensorRT (raises SiftError with the way out where TensorRT / a GPU is missing);
-    - "stand_in" (`--runtime onnxruntime`): the engine's ONNX in ONNX Runtime on the CPU;
-    - "parity" (at export): TensorRT where it runs, else the ONNX Runtime stand-in, so that the
-      exported Q/DQ model's parity is checked on the export host.
-    """
-    if kind == "stand_in" or (kind == "parity" and not tensorrt_available()[0]):
-        return OnnxRuntimeStandInRunner(bundle_dir, edge_file, details, threads)
-    if kind not in ("native", "parity", "stand_in"):
-        raise SiftError(f"unknown runner kind {kind!r}")
-    return TensorRTRunner(bundle_dir, edge_file, details, threads)
+        return OnnxRuntimeStandInRunner(artifacts.loader(onnx_file), threads, details)
+    engine = edge_file if edge_file.endswith(".plan") else details.get("engine_file", ENGINE_FILE)
+    if tensorrt_available()[0] and not artifacts.has(engine):
+        raise SiftError(f"{engine} does not exist yet; build it on the Jetson with build_engine.sh (TensorRT is "
+                        f"needed), or time the ONNX here as a labelled stand-in with `--runtime onnxruntime`")
+    return TensorRTRunner(artifacts.loader(engine), threads, details)

@@ -145,9 +145,8 @@ for alternatives in spec["runtime_modules"]:
         except Exception:
             continue
 out["runtime_import_ms"] = (time.perf_counter_ns() - started) / 1e6
-from sift_deploy.backends import get_backend
 from sift_deploy.backends.base import Artifacts
-backend = get_backend(spec["backend"])
+backend = importlib.import_module(spec["backend_package"]).BACKEND
 out["baseline_kib"] = status_kib("VmRSS") or maxrss_kib()
 out["import_hwm_kib"] = status_kib("VmHWM") or maxrss_kib()
 try:  # reset the high-water mark to the current RSS (Linux >= 4.0), so the peak is load + inference only
@@ -189,7 +188,7 @@ def probe_memory(backend: str, runtime: str | None, bundle_dir: Path, edge_file:
     with tempfile.TemporaryDirectory(prefix="sift-bench-") as tmp:
         inputs_path = Path(tmp) / "inputs.npy"
         np.save(inputs_path, np.ascontiguousarray(inputs, dtype=np.float32))
-        spec = {"backend": backend, "runtime": runtime, "bundle_dir": str(Path(bundle_dir).resolve()),
+        spec = {"backend_package": get_backend(backend).package, "runtime": runtime, "bundle_dir": str(Path(bundle_dir).resolve()),
                 "edge_file": edge_file, "details": details, "threads": int(threads), "inputs": str(inputs_path),
                 "runs": int(runs), "runtime_modules": [list(a) for a in runtime_modules]}
         env = dict(os.environ)

@@ -95,3 +95,34 @@ def tiny_checkpoint(tmp_path_factory) -> TinyCheckpoint:
     model = make_tiny_model()
     path = save_checkpoint(model, TINY_METADATA, tmp_path_factory.mktemp("ckpt") / "tiny.safetensors")
     return TinyCheckpoint(path, model, TINY_METADATA)
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """The user's view of a refused command: exit 2, one `error:` line holding every fragment, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def reference_bundle(tmp_path_factory):
+    """reference_bundle(target, precision=None) -> bundle of the shipped reference, exported once per
+    session (parity on the committed hold-out images; the 10,000-image parity is in the slow tier)."""
+    root = tmp_path_factory.mktemp("reference-bundles")
+    done: dict[tuple[str, str | None], Path] = {}
+
+    def get(target: str, precision: str | None = None) -> Path:
+        from sift_deploy.export import export_bundle
+
+        key = (target, precision)
+        if key not in done:
+            out = root / f"{Path(target).stem}-{precision or 'default'}"
+            outcome = export_bundle(None, target, precision, output=out, parity_on_test_split=False)
+            assert outcome.passed, outcome.manifest["parity"]["failures"]
+            done[key] = out
+        return done[key]
+
+    return get

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sift_deploy import bench, wire
-from sift_deploy.backends import open_runner
+from sift_deploy.backends import get_backend, open_runner
 from sift_deploy.bundle import read_manifest
 from sift_deploy.cli import app
 from sift_deploy.data.preprocess import model_input
@@ -211,10 +211,9 @@ def test_memory_probe_ranks_a_large_weight_above_a_small_one(tmp_path):
     small = _matmul_onnx(tmp_path / "small.onnx", 12)  # 48 KB
     assert big.stat().st_size > 50e6 > 1e6 > small.stat().st_size
     x = np.random.default_rng(1).standard_normal((1, 1, 32, 32), dtype=np.float32)
-    module = "sift_deploy.backends.onnxruntime.runner"
-    runtime = bench.RUNTIME_MODULES["onnxruntime"]
-    m_big = bench.probe_memory(module, tmp_path, big.name, {}, 1, "native", x, runs=3, runtime_modules=runtime)
-    m_small = bench.probe_memory(module, tmp_path, small.name, {}, 1, "native", x, runs=3, runtime_modules=runtime)
+    runtime = get_backend("onnxruntime").runtime_modules
+    m_big = bench.probe_memory("onnxruntime", None, tmp_path, big.name, {}, 1, x, runs=3, runtime_modules=runtime)
+    m_small = bench.probe_memory("onnxruntime", None, tmp_path, small.name, {}, 1, x, runs=3, runtime_modules=runtime)
     assert m_big["peak_rss_mb"] - m_small["peak_rss_mb"] > 40, (m_big, m_small)
     assert m_big["peak_over_baseline_mb"] > 40 > m_small["peak_over_baseline_mb"]
     # the baseline (python + numpy + onnxruntime + runner module) does not depend on the model
@@ -226,8 +225,8 @@ def test_memory_probe_reports_a_broken_artifact(tmp_path):
     (tmp_path / "broken.onnx").write_bytes(b"not an onnx file")
     x = np.zeros((1, 1, 32, 32), np.float32)
     with pytest.raises(bench.SiftError, match="memory probe could not run the artifact"):
-        bench.probe_memory("sift_deploy.backends.onnxruntime.runner", tmp_path, "broken.onnx", {}, 1, "native", x,
-                           runs=1, runtime_modules=bench.RUNTIME_MODULES["onnxruntime"])
+        bench.probe_memory("onnxruntime", None, tmp_path, "broken.onnx", {}, 1, x, runs=1,
+                           runtime_modules=get_backend("onnxruntime").runtime_modules)
 
 
 # ------------------------------------------------------------------ features on the wire

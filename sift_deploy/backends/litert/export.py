@@ -279,13 +279,10 @@ def funnel_tail(edge) -> list[str]:
 def _output_int8_cosine(edge, calibration) -> float:
     """Mean per-image cosine between the float z of the calibration images and z stored in one
     per-tensor int8 tensor (min/max range): what a full-integer output alone costs."""
-    import torch
-
     from ...parity import cosine_per_image
+    from ..torch.runner import torch_outputs
 
-    with torch.no_grad():
-        z = np.concatenate([edge(torch.from_numpy(np.ascontiguousarray(calibration[i:i + 256], dtype=np.float32))).numpy()
-                            for i in range(0, len(calibration), 256)])
+    z = torch_outputs(edge, np.ascontiguousarray(calibration, dtype=np.float32))
     lo, hi = min(float(z.min()), 0.0), max(float(z.max()), 0.0)
     scale = max((hi - lo) / 255.0, 1e-12)
     zero_point = np.round(-128 - lo / scale)

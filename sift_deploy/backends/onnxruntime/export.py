@@ -25,7 +25,6 @@ is MinMax): ranges come from `create_calibrator(..., Entropy, num_bins=2048)` an
 from __future__ import annotations
 
 import json
-import logging
 import platform
 import tempfile
 import time
@@ -36,10 +35,9 @@ import numpy as np
 
 from ...errors import SiftError
 from ..base import CALIB_METHODS, PRECISIONS, ExportRequest, ExportResult
+from ..onnx_common import (DEFAULT_OPSET, INPUT_NAME, export_onnx, float_parity, float_parity_numbers, onnx_outputs,
+                           quiet)
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "z"
-DEFAULT_OPSET = 17
 INT8_MIN_MACS = 50_000
 INT8_MIN_IN_CHANNELS = 16
 CALIBRATION_BATCH = 64
@@ -49,104 +47,6 @@ PERCENTILE = 99.999
 GUARD_MIN_COSINE = 0.995  # parity guard on the calibration images (profiles ask >= 0.99 on held-out ones)
 GUARD_SAMPLES = 128
 FILE_NAMES = {"fp32": "edge.fp32.onnx", "fp16": "edge.fp16.onnx", "int8": "edge.int8.onnx"}
-
-
-# ---------------------------------------------------------------------------------------------
-# torch -> ONNX (shared with the TensorRT backend)
-
-def export_onnx(edge, input_shape: tuple[int, int, int], path: Path, opset: int = DEFAULT_OPSET,
-                rewrite: bool = True, check_inputs: np.ndarray | None = None) -> dict:
-    """Write `edge` as one ONNX file (no external data) with a dynamic batch axis; return details.
-
-    With `rewrite`, the export form is checked against the module on `check_inputs` (or a zero
-    batch); if it disagrees by more than 1e-5 relative, the faithful graph is exported instead
-    and the details say so.
-    """
-    import onnx
-    import torch
-
-    from .rewrite import export_form
-
-    edge = edge.eval()
-    details: dict = {"exporter": "torch.onnx.export (TorchScript, dynamo=False)", "opset": int(opset),
-                     "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
-                     "input": INPUT_NAME, "output": OUTPUT_NAME, "dynamic_axes": {"input": "N", "z": "N"},
-                     "batchnorm": "folded into Conv"}
-    module, rewrites = edge, []
-    if rewrite:
-        candidate, replaced = export_form(edge, input_shape)
-        probe = torch.from_numpy(check_inputs[:16] if check_inputs is not None else np.zeros((2, *input_shape), np.float32))
-        with torch.no_grad():
-            ref, got = edge(probe), candidate(probe)
-        err = float((ref - got).abs().max())
-        scale = float(ref.abs().max()) or 1.0
-        if err <= 1e-5 * scale:
-            module, rewrites = candidate, replaced
-            details["rewrite"] = {"blocks": replaced, "max_abs_vs_module": err}
-        else:
-            details["rewrite"] = {"blocks": [], "skipped": f"export form differs by {err:.3g} (max |z| {scale:.3g})"}
-    example = torch.zeros(1, *input_shape)
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), dynamo=False, opset_version=int(opset),
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
-                          dynamic_axes={INPUT_NAME: {0: "N"}, OUTPUT_NAME: {0: "N"}})
-    model = onnx.load(str(path))
-    onnx.checker.check_model(model)
-    _unshare_initializers(model)
-    _plain_names(model)
-    model = onnx.shape_inference.infer_shapes(model)
-    onnx.save(model, str(path))
-    details["nodes"] = len(model.graph.node)
-    return details
-
-
-def _unshare_initializers(model) -> None:
-    """Give every Conv/MatMul/Gemm its own weight and bias initializers.
-
-    The exporter merges initializers with equal values (e.g. two all-zero folded biases); ORT's
-    quantizer then quantizes the shared one once and leaves the other conv without its bias.
-    """
-    inits = {t.name: t for t in model.graph.initializer}
-    seen: set[str] = set()
-    for node in model.graph.node:
-        if node.op_type not in ("Conv", "MatMul", "Gemm"):
-            continue
-        for i, name in enumerate(node.input):
-            if name not in inits:
-                continue
-            if name in seen:
-                copy = type(inits[name])()
-                copy.CopyFrom(inits[name])
-                copy.name = f"{name}__{node.name.strip('/').replace('/', '_')}"
-                model.graph.initializer.append(copy)
-                node.input[i] = copy.name
-            seen.add(name)
-
-
-def _plain_names(model) -> None:
-    """Rename tensors like `onnx::Conv_147` (no ':' in names: TensorRT calibration caches are `name: hex`)."""
-    graph = model.graph
-    names = {t.name for t in graph.initializer} | {i.name for i in graph.input} | {o for n in graph.node for o in n.output}
-    rename = {}
-    for name in sorted(names):
-        if ":" in name:
-            new = base = name.replace("::", "_").replace(":", "_")
-            k = 1
-            while new in names or new in rename.values():
-                new, k = f"{base}_{k}", k + 1
-            rename[name] = new
-    if not rename:
-        return
-    for t in graph.initializer:
-        t.name = rename.get(t.name, t.name)
-    for vi in list(graph.input) + list(graph.output) + list(graph.value_info):
-        vi.name = rename.get(vi.name, vi.name)
-    for node in graph.node:
-        for i, name in enumerate(node.input):
-            node.input[i] = rename.get(name, name)
-        for i, name in enumerate(node.output):
-            node.output[i] = rename.get(name, name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,28 +90,10 @@ def calibrate(model_path: Path, data: np.ndarray, method: str, tensors: set[str]
             calibrator.tensors_to_calibrate = set(tensors) & set(calibrator.tensors_to_calibrate)
     reader = _Reader(data)
     assert isinstance(reader, CalibrationDataReader)
-    with _silence():
+    with quiet():
         calibrator.collect_data(reader)
         ranges = calibrator.compute_data()
     return ranges, ort_method
-
-
-class _silence:
-    """ORT's calibrators print progress to stdout; keep the CLI's output clean."""
-
-    def __enter__(self):
-        import contextlib
-        import io
-
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
-        self._disabled = logging.root.manager.disable
-        logging.disable(logging.WARNING)  # ORT's quantizer logs advice on the root logger
-        return self
-
-    def __exit__(self, *exc):
-        logging.disable(self._disabled)
-        self._stack.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +171,7 @@ def quantize_onnx(src: Path, dst: Path, calibration: np.ndarray, method: str, wo
         if quantized is not None:
             kwargs["op_types_to_quantize"] = ["Conv"]
             kwargs["nodes_to_exclude"] = [r["node"] for r in rows if r["node"] not in quantized]
-        with _silence(), warnings.catch_warnings():
+        with quiet(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             quantize_static(str(src), str(out), None, **kwargs)
 
@@ -329,15 +211,6 @@ def quantize_onnx(src: Path, dst: Path, calibration: np.ndarray, method: str, wo
     return details
 
 
-def z_of(path: Path, data: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
-
-    from .runner import session_options
-
-    sess = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
-    return np.concatenate([sess.run(None, {INPUT_NAME: data[i:i + 64]})[0] for i in range(0, len(data), 64)])
-
-
 def parity_guard(src: Path, dst: Path, candidates: list[str], write, data: np.ndarray, min_cosine: float,
                  work: Path, samples: int = GUARD_SAMPLES) -> tuple[list[str], dict]:
     """Quantize `candidates` into `dst`; while z's mean cosine to the float z on `data` is below
@@ -348,11 +221,11 @@ def parity_guard(src: Path, dst: Path, candidates: list[str], write, data: np.nd
     `write(names, path)` writes a model with exactly the Conv nodes `names` quantized.
     """
     data = data[:samples]
-    ref = z_of(src, data)
+    ref = onnx_outputs(src, data)
     names = list(candidates)
 
     def cosine(path: Path) -> float:
-        return parity_numbers(ref, z_of(path, data))["cosine_mean"]
+        return float_parity_numbers(ref, onnx_outputs(path, data))["cosine_mean"]
 
     write(names, dst)
     first = cos = cosine(dst)
@@ -422,27 +295,6 @@ def _input_shape(path: Path) -> list[int]:
     return [d.dim_value for d in dims[1:]]
 
 
-def parity(edge, path: Path, data: np.ndarray) -> dict:
-    """Cosine and max-abs of the ONNX file's z against the float module on `data`."""
-    import onnxruntime as ort
-    import torch
-
-    from .runner import session_options
-
-    with torch.no_grad():
-        ref = edge(torch.from_numpy(data)).numpy()
-    sess = ort.InferenceSession(str(path), session_options(1), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {INPUT_NAME: data})[0]
-    return parity_numbers(ref, got)
-
-
-def parity_numbers(ref: np.ndarray, got: np.ndarray) -> dict:
-    a, b = ref.reshape(len(ref), -1).astype(np.float64), got.reshape(len(got), -1).astype(np.float64)
-    cos = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
-    return {"cosine_mean": round(float(cos.mean()), 6), "cosine_min": round(float(cos.min()), 6),
-            "max_abs": float(np.abs(a - b).max()), "max_abs_z": float(np.abs(a).max()), "samples": int(len(ref))}
-
-
 # ---------------------------------------------------------------------------------------------
 
 def _validate(request: ExportRequest) -> None:
@@ -508,7 +360,7 @@ def export(request: ExportRequest) -> ExportResult:
                 if timing["int8"] >= timing["fp32"]:
                     notes.append(f"int8 measured {timing['int8']:.0f} us vs fp32 {timing['fp32']:.0f} us at batch 1 on the "
                                  "export host: int8 is not faster here")
-            q["calibration_parity"] = parity(request.edge.eval(), target, cal[: min(len(cal), 128)])
+            q["calibration_parity"] = float_parity(request.edge, target, cal[: min(len(cal), 128)])
             details["quantization"] = q
         details["size_bytes"] = target.stat().st_size
         if notes:

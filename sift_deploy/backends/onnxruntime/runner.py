@@ -12,16 +12,18 @@ INPUT_NAME = "input"
 INSTALL_HINT = "pip install 'sift-deploy[x86]' (onnxruntime)"
 
 
-def session_options(threads: int = 1):
+def session_options(threads: int = 1, optimize: bool = True):
     """The session settings every measurement and the runner use: CPU, `threads` intra-op threads,
-    sequential execution, all graph optimisations (NCHWc for float convs, NHWC for int8 ones)."""
+    sequential execution, all graph optimisations (NCHWc for float convs, NHWC for int8 ones), or
+    none (`optimize=False`: every tensor of the graph as written, for calibration)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = int(threads)
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimize
+                                   else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
     so.log_severity_level = 3
     return so
 
@@ -40,6 +42,10 @@ class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
     label = "ONNX Runtime CPU"
 
+    def __init__(self, loader: Loader, threads: int = 1, details: dict | None = None, optimize: bool = True):
+        super().__init__(loader, threads, details)
+        self.optimize = optimize
+
     def _activate(self) -> None:
         try:
             import onnxruntime as ort
@@ -48,7 +54,7 @@ class OnnxRuntimeRunner(Runner):
         path = self.loader.path()
         model = str(path) if path is not None else self.loader.read_bytes()
         try:
-            self.session = ort.InferenceSession(model, session_options(self.threads), providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(model, session_options(self.threads, self.optimize), providers=["CPUExecutionProvider"])
         except Exception as exc:  # ORT raises its own exception types for corrupt or unsupported files
             raise SiftError(f"ONNX Runtime cannot load {path or self.loader.name}: {str(exc).splitlines()[0]}") from exc
         inp = self.session.get_inputs()[0]
@@ -65,6 +71,14 @@ class OnnxRuntimeRunner(Runner):
         z = self.session.run([self.output_name], {self.input_name: x})[0]
         return np.asarray(z, dtype=np.float32)
 
+    def infer_all(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every graph output by name (models with several outputs, e.g. calibration graphs)."""
+        if not self.is_active:
+            self.infer(x)  # raises the not-active error
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        names = [o.name for o in self.session.get_outputs()]
+        return dict(zip(names, self.session.run(names, {self.input_name: x})))
+
     def _deactivate(self) -> None:
         self.session = None
 
@@ -80,6 +94,6 @@ def create_runner(artifacts: Artifacts, edge_file: str, details: dict, threads: 
     return OnnxRuntimeRunner(artifacts.loader(edge_file), threads, details)
 
 
-def runner_for(loader: Loader, threads: int = 1) -> OnnxRuntimeRunner:
+def runner_for(loader: Loader, threads: int = 1, optimize: bool = True) -> OnnxRuntimeRunner:
     """An ORT runner over any ONNX artifact (a file, or bytes built in memory)."""
-    return OnnxRuntimeRunner(loader, threads)
+    return OnnxRuntimeRunner(loader, threads, optimize=optimize)

@@ -28,7 +28,10 @@ import numpy as np
 
 from ...errors import SiftError
 from ..base import CALIB_METHODS, PRECISIONS, ExportRequest, ExportResult
-from ..onnxruntime.export import INPUT_NAME, _silence, export_onnx, parity, parity_guard
+from ..base import BytesLoader
+from ..onnx_common import INPUT_NAME, export_onnx, float_parity, quiet
+from ..onnxruntime.export import parity_guard
+from ..onnxruntime.runner import runner_for
 from . import calib_cache
 from .lint import lint, max_opset_for
 from .runner import ENGINE_FILE, tensorrt_available
@@ -71,7 +74,6 @@ def activation_tensors(model) -> list[str]:
 def collect_amax(model_path: Path, data: np.ndarray, method: str, bins: int = calib_cache.HIST_BINS) -> dict[str, float]:
     """amax (|x| range) of every activation tensor over `data`: pass 1 max|x|, pass 2 histograms."""
     import onnx
-    import onnxruntime as ort
 
     model = onnx.load(str(model_path))
     names = activation_tensors(model)
@@ -80,29 +82,24 @@ def collect_amax(model_path: Path, data: np.ndarray, method: str, bins: int = ca
     for name in names:
         if name not in graph_outputs and name != INPUT_NAME and name in inferred:
             model.graph.output.append(inferred[name])
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    outs = [o.name for o in sess.get_outputs()]
     batches = [np.ascontiguousarray(data[i:i + CALIBRATION_BATCH], dtype=np.float32) for i in range(0, len(data), CALIBRATION_BATCH)]
-
-    def run(batch):
-        return dict(zip([INPUT_NAME] + outs, [batch] + sess.run(outs, {INPUT_NAME: batch})))
-
     floor = AMAX_FLOOR  # a tensor that is 0 on every calibration image still needs a positive scale
     peak = {n: 0.0 for n in names}
-    for batch in batches:
-        for name, value in run(batch).items():
-            if name in peak and value.size:
-                peak[name] = max(peak[name], float(np.abs(value).max()))
-    if method == "minmax":
-        return {n: max(v, floor) for n, v in peak.items()}
     hists = {n: np.zeros(bins, np.int64) for n in names}
-    for batch in batches:
-        for name, value in run(batch).items():
-            if name in hists and peak[name] > 0:
-                hists[name] += np.histogram(np.abs(value), bins=bins, range=(0.0, peak[name]))[0]
+    with runner_for(BytesLoader(model.SerializeToString(), "calibration graph"), optimize=False) as runner:
+        def run(batch):
+            return {INPUT_NAME: batch, **runner.infer_all(batch)}
+
+        for batch in batches:
+            for name, value in run(batch).items():
+                if name in peak and value.size:
+                    peak[name] = max(peak[name], float(np.abs(value).max()))
+        if method == "minmax":
+            return {n: max(v, floor) for n, v in peak.items()}
+        for batch in batches:
+            for name, value in run(batch).items():
+                if name in hists and peak[name] > 0:
+                    hists[name] += np.histogram(np.abs(value), bins=bins, range=(0.0, peak[name]))[0]
     return {n: max(calib_cache.amax_from_histogram(hists[n], np.linspace(0.0, peak[n], bins + 1), method)
                    if peak[n] > 0 else 0.0, floor) for n in names}
 
@@ -121,7 +118,7 @@ def quantize_qdq(src: Path, dst: Path, amax: dict[str, float], work: Path, op_ty
     save_tensors_data(ranges, cache)
     import warnings
 
-    with _silence(), warnings.catch_warnings():
+    with quiet(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_static(str(src), str(dst), None, quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
@@ -272,7 +269,7 @@ def export(request: ExportRequest) -> ExportResult:
             "calibration_cache": {"file": CACHE_FILE, "header": calib_cache.header(trt_version), "tensors": len(amax),
                                   "for": f"implicit INT8 from {ONNX_FILE} (trtexec --calib); header says EntropyCalibration2 "
                                          "because that is trtexec's calibrator, whatever method made the ranges"},
-            "calibration_parity_onnxruntime": parity(request.edge.eval(), out_dir / QDQ_FILE, cal[: min(len(cal), 128)]),
+            "calibration_parity_onnxruntime": float_parity(request.edge, out_dir / QDQ_FILE, cal[: min(len(cal), 128)]),
         }
         implicit = trtexec_command(ONNX_FILE, "int8", request.input_shape, max_batch, calib_file=CACHE_FILE)
         details["trtexec_implicit"] = " ".join(implicit)

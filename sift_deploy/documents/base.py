@@ -103,9 +103,16 @@ def _unknown_fields(model: type[BaseModel], errors: list[dict], where: str, pare
                          _dotted(parent + (names[0],)), "unknown")
 
 
+def _precedence(error: dict) -> int:
+    """A wrong schema_version explains everything else; an unknown key (a typo) explains a missing one."""
+    if tuple(error["loc"][:1]) == ("schema_version",):
+        return 0
+    return 1 if error["type"] == "extra_forbidden" else 2
+
+
 def describe_error(model: type[BaseModel], exc: ValidationError, where: str) -> DocumentError:
     """The first problem in `exc` as one line naming the field."""
-    errors = exc.errors()
+    errors = sorted(exc.errors(), key=_precedence)
     first = errors[0]
     loc, kind, value = tuple(first["loc"]), first["type"], first.get("input")
     field = _dotted(loc)

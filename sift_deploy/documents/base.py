@@ -126,8 +126,8 @@ def describe_error(model: type[BaseModel], exc: ValidationError, where: str) -> 
     if kind == "missing":
         return DocumentError(f"{where}{table} lacks the field '{leaf}'", field, "missing")
     if kind in TABLE_TYPES:
-        subject = f" [{field}]" if field else ""
-        return DocumentError(f"{where}:{subject} must be a table, {got}", field, "type")
+        subject = f": [{field}] must be" if field else " must hold"
+        return DocumentError(f"{where}{subject} a table, {got}", field, "type")
     if kind in TYPE_NAMES:
         return DocumentError(f"{where}{table}: '{leaf}' must be {TYPE_NAMES[kind]}, {got}", field, "type")
     if kind in LIMITS:

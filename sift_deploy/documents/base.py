@@ -9,7 +9,7 @@ from __future__ import annotations
 import types
 from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, ValidationError, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, ValidationError, WithJsonSchema
 
 from ..errors import SiftError
 
@@ -55,6 +55,18 @@ def schema_version(version: int) -> Any:
 
     return Annotated[int, Strict(), AfterValidator(readable),
                      WithJsonSchema({"const": version, "title": "Schema Version", "type": "integer"})]
+
+
+def _without_null(schema: dict) -> None:
+    branches = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+    schema.update(branches[0] if len(branches) == 1 else {"anyOf": branches})
+    schema.pop("default", None)
+
+
+def absent(description: str | None = None) -> Any:
+    """The default of a key a file may leave out but never sets to null (TOML has no null):
+    `x: float | None = absent()` validates as optional, and its JSON Schema does not offer null."""
+    return Field(default=None, description=description, json_schema_extra=_without_null)
 
 
 def _dotted(loc: tuple) -> str:

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import StrictDocument, schema_version
+from .base import StrictDocument, absent, schema_version
 
 
 class AccuracyBounds(StrictDocument):
     max_drop_points: float = Field(description="float top-1 minus deployed top-1 on the test split, in points")
-    max_wire_int8_drop_points: float | None = Field(default=None, description="the same with int8 features on the wire")
+    max_wire_int8_drop_points: float | None = absent("the same with int8 features on the wire")
 
 
 class LeakageBounds(StrictDocument):
     max_ssim_increase: float = Field(description="upper 95% bound of the paired per-image SSIM increase, deployed - float")
-    max_psnr_increase_db: float | None = None
-    max_mi_increase_nats: float | None = Field(default=None, description="MINE estimate of I(x; z), deployed - float")
-    max_ssim: float | None = Field(default=None, description="absolute cap on the deployed artifact's SSIM")
-    max_psnr_db: float | None = None
-    max_mi_nats: float | None = None
+    max_psnr_increase_db: float | None = absent()
+    max_mi_increase_nats: float | None = absent("MINE estimate of I(x; z), deployed - float")
+    max_ssim: float | None = absent("absolute cap on the deployed artifact's SSIM")
+    max_psnr_db: float | None = absent()
+    max_mi_nats: float | None = absent()
 
 
 class AttackBounds(StrictDocument):

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import StrictDocument, schema_version
+from .base import StrictDocument, absent, schema_version
 from .profile import Precision, ParityThresholds, ProfileDocument
 
 
@@ -75,8 +75,8 @@ class FeatureSpec(StrictDocument):
 class CalibrationInfo(StrictDocument):
     source: str
     sha256: str | None = Field(description="of the calibration file; null for a dataset's train split")
-    provenance: dict[str, Any] | None = Field(default=None, description="how the calibration file was made")
-    indices_seed: int | None = Field(default=None, description="seed of the draw from a dataset's train split")
+    provenance: dict[str, Any] | None = absent("how the calibration file was made")
+    indices_seed: int | None = absent("seed of the draw from a dataset's train split")
     count: int
     seed: int
     method: str
@@ -91,7 +91,7 @@ class ExportInfo(StrictDocument):
 
 class WireParity(StrictDocument):
     top1_agreement: float
-    accuracy: float | None = None
+    accuracy: float | None = absent()
 
 
 class ParityResult(StrictDocument):
@@ -102,11 +102,11 @@ class ParityResult(StrictDocument):
     cosine_min: float
     max_abs: float
     feature_max: float
-    top1_agreement: float | None = None
-    accuracy_float: float | None = None
-    accuracy_deployed: float | None = None
-    wire_int8: WireParity | None = None
-    thresholds: ParityThresholds | None = None
+    top1_agreement: float | None = absent()
+    accuracy_float: float | None = absent()
+    accuracy_deployed: float | None = absent()
+    wire_int8: WireParity | None = absent()
+    thresholds: ParityThresholds | None = absent()
     failures: list[str]
     passed: bool
     source: str = Field(description="the images parity ran on")

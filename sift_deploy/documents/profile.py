@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..backends.base import PRECISIONS
-from .base import StrictDocument, schema_version
+from .base import StrictDocument, absent, schema_version
 
 Precision = Literal[PRECISIONS]
 LAYOUTS = ("NCHW", "NHWC")
@@ -27,8 +27,8 @@ class ParityThresholds(StrictDocument):
 class Budgets(StrictDocument):
     """What `sift-deploy bench` compares against (batch 1, the profile's threads)."""
 
-    latency_p50_ms: float | None = None
-    peak_memory_mb: float | None = None
+    latency_p50_ms: float | None = absent()
+    peak_memory_mb: float | None = absent()
 
 
 class BackendOptions(StrictDocument):
@@ -36,9 +36,9 @@ class BackendOptions(StrictDocument):
 
     model_config = ConfigDict(extra="allow")
 
-    opset: int | None = Field(default=None, description="ONNX opset of the exported graph")
-    layout: str | None = Field(default=None, description="input layout of the artifact: NCHW or NHWC (any case)")
-    trt_version: str | None = Field(default=None, description="the TensorRT version of the device")
+    opset: int | None = absent("ONNX opset of the exported graph")
+    layout: str | None = absent("input layout of the artifact: NCHW or NHWC (any case)")
+    trt_version: str | None = absent("the TensorRT version of the device")
 
     @field_validator("layout")
     @classmethod

@@ -8,44 +8,19 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from .documents import parse_document
+from .documents.bounds import BoundsDocument
 from .errors import SiftError
 
 SCHEMA_VERSION = 1
 DEFAULT_BOUNDS = Path(__file__).resolve().parent / "default-bounds.toml"
-SCHEMA: dict[str, dict[str, bool]] = {  # table -> key -> required
-    "accuracy": {"max_drop_points": True, "max_wire_int8_drop_points": False},
-    "leakage": {"max_ssim_increase": True, "max_psnr_increase_db": False, "max_mi_increase_nats": False,
-                "max_ssim": False, "max_psnr_db": False, "max_mi_nats": False},
-    "attack": {"min_twin_ssim": True},
-}
+TABLES = tuple(name for name in BoundsDocument.model_fields if name != "schema_version")
 
 
 def parse_bounds(doc: dict, source: str) -> dict[str, dict[str, float]]:
-    where = f"bounds file {source}"
-    unknown = set(doc) - set(SCHEMA) - {"schema_version"}
-    if unknown:
-        raise SiftError(f"{where} has unknown table(s) {', '.join(sorted(unknown))}; allowed: {', '.join(SCHEMA)}")
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        raise SiftError(f"{where} needs schema_version = {SCHEMA_VERSION}, found {doc.get('schema_version')!r}")
-    bounds: dict[str, dict[str, float]] = {}
-    for table, keys in SCHEMA.items():
-        values = doc.get(table, {})
-        if not isinstance(values, dict):
-            raise SiftError(f"{where}: [{table}] must be a table")
-        extra = set(values) - set(keys)
-        if extra:
-            raise SiftError(f"{where}: [{table}] has unknown key(s) {', '.join(sorted(extra))}; allowed: {', '.join(keys)}")
-        bounds[table] = {}
-        for key, required in keys.items():
-            if key not in values:
-                if required:
-                    raise SiftError(f"{where}: [{table}] lacks '{key}'")
-                continue
-            value = values[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise SiftError(f"{where}: [{table}] {key} must be a number, got {type(value).__name__} {value!r}")
-            bounds[table][key] = float(value)
-    return bounds
+    """table -> key -> value, with only the keys the file sets."""
+    document = parse_document(BoundsDocument, doc, f"bounds file {source}")
+    return {table: getattr(document, table).model_dump(exclude_none=True) for table in TABLES}
 
 
 def load_bounds(path: Path | None = None) -> dict[str, dict[str, float]]:

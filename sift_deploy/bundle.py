@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .documents import DocumentError, parse_document
+from .documents.manifest import Manifest
 from .errors import SiftError
 from .fileio import sha256_file
 
@@ -33,6 +35,7 @@ def write_manifest(bundle_dir: Path, manifest: dict) -> dict:
 
 
 def read_manifest(bundle_dir: Path) -> dict:
+    """The manifest as a plain dict, once it has validated as a `Manifest`."""
     bundle_dir = Path(bundle_dir)
     if not bundle_dir.exists():
         raise SiftError(f"bundle {bundle_dir} does not exist; create one with `sift-deploy export`")
@@ -45,15 +48,13 @@ def read_manifest(bundle_dir: Path) -> dict:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SiftError(f"{path} is corrupt ({exc}); re-export the bundle") from exc
-    if not isinstance(manifest, dict) or manifest.get("schema_version") != SCHEMA_VERSION:
-        found = manifest.get("schema_version") if isinstance(manifest, dict) else None
-        raise SiftError(f"{path} has schema_version {found}; this sift-deploy reads bundles of version {SCHEMA_VERSION}")
-    for key in ("backend", "precision", "files", "input", "features", "edge_file"):
-        if key not in manifest:
-            raise SiftError(f"{path} lacks '{key}'; re-export the bundle")
-    files = manifest["files"]
-    if not isinstance(files, dict) or not all(isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()):
-        raise SiftError(f"{path} has a malformed 'files' table (each file needs a sha256); re-export the bundle")
+    try:
+        parse_document(Manifest, manifest, str(path))
+    except DocumentError as exc:
+        if exc.kind == "missing":
+            raise DocumentError(f"{path} has a missing or malformed entry: it lacks '{exc.field}'; re-export the bundle",
+                                exc.field, exc.kind) from None
+        raise DocumentError(f"{exc}; re-export the bundle", exc.field, exc.kind) from None
     return manifest
 
 

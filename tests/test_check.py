@@ -183,12 +183,12 @@ def test_optional_caps_apply_only_when_set():
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("schema_version = 1\n[accuracy]\nmax_drop_point = 1\n", "unknown key(s) max_drop_point"),
-    ("schema_version = 1\n[accuracy]\nmax_drop_points = '1'\n", "must be a number"),
-    ("schema_version = 1\n[accuracy]\nmax_drop_points = true\n", "must be a number"),
-    ("schema_version = 1\n[privacy]\nx = 1\n", "unknown table(s) privacy"),
-    ("[accuracy]\nmax_drop_points = 1\n", "needs schema_version = 1"),
-    ("schema_version = 1\n[accuracy]\nmax_drop_points = 1\n", "[leakage] lacks 'max_ssim_increase'"),
+    ("schema_version = 1\n[accuracy]\nmax_drop_point = 1\n", "unknown field(s) max_drop_point"),
+    ("schema_version = 1\n[accuracy]\nmax_drop_points = '1'\n", "'max_drop_points' must be float"),
+    ("schema_version = 1\n[accuracy]\nmax_drop_points = true\n", "'max_drop_points' must be float"),
+    ("schema_version = 1\n[privacy]\nx = 1\n", "unknown field(s) privacy"),
+    ("[accuracy]\nmax_drop_points = 1\n", "lacks the field 'schema_version'"),
+    ("schema_version = 1\n[accuracy]\nmax_drop_points = 1\n", "lacks the field 'leakage'"),
     ("schema_version = 1\naccuracy = 3\n", "[accuracy] must be a table"),
     ("schema_version = 1\n[accuracy\n", "is not valid TOML"),
 ])

@@ -9,7 +9,8 @@ import pytest
 
 from sift_deploy.backends.base import PRECISIONS
 from sift_deploy.errors import SiftError
-from sift_deploy.profiles import ALIASES, BACKENDS, TARGETS_DIR, available_targets, load_profile, parse_profile
+from sift_deploy.backends import export_targets
+from sift_deploy.profiles import ALIASES, TARGETS_DIR, available_targets, load_profile, parse_profile
 
 SHIPPED = available_targets()
 X86_TOML = (TARGETS_DIR / "x86-64.toml").read_text()
@@ -23,7 +24,7 @@ def test_the_shipped_profiles_are_the_expected_ones():
 def test_every_shipped_profile_loads(name):
     profile = load_profile(name)
     assert profile.name == name
-    assert profile.backend in BACKENDS
+    assert profile.backend in export_targets()
     assert profile.schema_version == 1
     assert profile.threads >= 1
     assert profile.default_precision in profile.precisions
@@ -143,7 +144,7 @@ def test_wrong_type(tmp_path, old, new, field, expected):
 
 def test_wrong_type_of_a_table(tmp_path):
     doc = tomllib.loads(X86_TOML)
-    with pytest.raises(SiftError, match="'parity' must be dict"):
+    with pytest.raises(SiftError, match=r"\[parity\] must be a table"):
         parse_profile({**doc, "parity": "strict"}, "my-device.toml")
     with pytest.raises(SiftError, match=r"\[parity.int8\] must be a table"):
         parse_profile({**doc, "parity": {**doc["parity"], "int8": 0.99}}, "my-device.toml")

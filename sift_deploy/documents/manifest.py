@@ -1,0 +1,139 @@
+"""`manifest.json` of a bundle, as `sift_deploy/export.py` writes it.
+
+What every backend writes the same way is typed; `export.details` (quantization choices, session
+options, build commands) and the checkpoint's own metadata differ by backend and by checkpoint and
+stay free-form tables."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from .base import StrictDocument, absent, schema_version
+from .profile import Precision, ParityThresholds, ProfileDocument
+
+
+class ToolInfo(StrictDocument):
+    name: str
+    version: str
+
+
+class SourceCheckpoint(StrictDocument):
+    path: str
+    sha256: str
+    official_format: bool = Field(description="true when read from the official code's state_dict")
+    metadata: dict[str, Any]
+
+
+class ModelInfo(StrictDocument):
+    arch: str
+    split_point: str
+    in_channels: int
+    input_size: int
+    num_classes: int
+    class_names: list[str] | None = None
+
+
+class ProfileRecord(ProfileDocument):
+    """The target profile the bundle was exported for, with the file it was read from."""
+
+    source: str
+
+
+class Normalization(StrictDocument):
+    mean: float
+    std: float
+
+
+class InputSpec(StrictDocument):
+    shape: list[int | None] = Field(description="NCHW; null is the batch dimension")
+    dtype: str
+    layout: str
+    artifact_layout: str = Field(description="the layout the exported artifact itself takes")
+    normalization: Normalization
+    preprocessing: str
+
+
+class WireQuantization(StrictDocument):
+    """Per-channel int8 (or uint8) quantization of the features z for the network link."""
+
+    scheme: str
+    dtype: Literal["uint8", "int8"]
+    axis: int
+    scales: list[float]
+    zero_points: list[int]
+
+
+class FeatureSpec(StrictDocument):
+    shape: list[int | None]
+    dtype: str
+    split_point: str
+    wire_int8: WireQuantization
+
+
+class CalibrationInfo(StrictDocument):
+    source: str
+    sha256: str | None = Field(description="of the calibration file; null for a dataset's train split")
+    provenance: dict[str, Any] | None = absent("how the calibration file was made")
+    indices_seed: int | None = absent("seed of the draw from a dataset's train split")
+    count: int
+    seed: int
+    method: str
+
+
+class ExportInfo(StrictDocument):
+    files: dict[str, str] = Field(description="role -> file name, e.g. edge -> edge.int8.onnx")
+    details: dict[str, Any] = Field(description="backend-specific: quantization, opset, session, build commands")
+    seconds: float
+    seed: int
+
+
+class WireParity(StrictDocument):
+    top1_agreement: float
+    accuracy: float | None = absent()
+
+
+class ParityResult(StrictDocument):
+    """Parity of the exported edge against the float PyTorch edge, measured at export."""
+
+    images: int
+    cosine_mean: float
+    cosine_min: float
+    max_abs: float
+    feature_max: float
+    top1_agreement: float | None = absent()
+    accuracy_float: float | None = absent()
+    accuracy_deployed: float | None = absent()
+    wire_int8: WireParity | None = absent()
+    thresholds: ParityThresholds | None = absent()
+    failures: list[str]
+    passed: bool
+    source: str = Field(description="the images parity ran on")
+    runtime: str
+
+
+class FileRecord(StrictDocument):
+    sha256: str
+    bytes: int
+
+
+class Manifest(StrictDocument):
+    schema_version: schema_version(1)
+    tool: ToolInfo
+    created: str = Field(description="ISO 8601 time of the export (UTC)")
+    source_checkpoint: SourceCheckpoint
+    model: ModelInfo
+    target: str
+    profile: ProfileRecord
+    backend: str
+    precision: Precision
+    edge_file: str
+    cloud_file: str
+    input: InputSpec
+    features: FeatureSpec
+    calibration: CalibrationInfo
+    export: ExportInfo
+    versions: dict[str, str]
+    parity: ParityResult
+    files: dict[str, FileRecord] = Field(description="every file of the bundle but the manifest: relative path -> hash and size")

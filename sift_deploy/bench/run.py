@@ -46,12 +46,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import __version__, wire
-from .backends import get_backend, open_cloud_runner, open_runner
-from .backends.base import NATIVE, STAND_IN
-from .bundle import PARITY_REFERENCE, require_intact
-from .data.preprocess import model_input
-from .errors import SiftError
+from .. import __version__, wire
+from ..backends import get_backend, open_cloud_runner, open_runner
+from ..backends.base import NATIVE, STAND_IN
+from ..bundle import PARITY_REFERENCE, require_intact
+from ..data.preprocess import model_input
+from ..errors import SiftError
 
 SCHEMA_VERSION = 1
 DEFAULT_ITERATIONS = 500
@@ -193,7 +193,7 @@ def probe_memory(backend: str, runtime: str | None, bundle_dir: Path, edge_file:
                 "edge_file": edge_file, "details": details, "threads": int(threads), "inputs": str(inputs_path),
                 "runs": int(runs), "runtime_modules": [list(a) for a in runtime_modules]}
         env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         try:
             proc = subprocess.run([sys.executable, "-c", PROBE_SOURCE, json.dumps(spec)], capture_output=True,
@@ -924,7 +924,7 @@ def render_markdown(report: dict) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
-    from .fileio import atomic_file
+    from ..fileio import atomic_file
 
     with atomic_file(Path(path), force=True) as tmp:
         tmp.write_text(text)

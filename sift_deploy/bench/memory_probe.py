@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -109,6 +107,10 @@ def probe_memory(backend: str, runtime: str | None, bundle_dir: Path, edge_file:
     `backend` names the bundle's backend; `runtime` a stand-in runtime, or None for its own.
     Returns MB figures: baseline (python + numpy + runtime + runner module), after load, peak.
     """
+    # Imported here: the probe process imports this module too, and they would count in its baseline.
+    import subprocess
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="sift-bench-") as tmp:
         inputs_path = Path(tmp) / "inputs.npy"
         np.save(inputs_path, np.ascontiguousarray(inputs, dtype=np.float32))

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import __version__
 from ..backends import get_backend, open_cloud_runner, open_runner
-from ..backends.base import NATIVE, STAND_IN
+from ..backends.base import STAND_IN
 from ..bundle import PARITY_REFERENCE, require_intact
 from ..data.preprocess import model_input
 from ..documents.bench_report import SCHEMA_VERSION
@@ -104,8 +104,8 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
     threads, threads_source = choose_threads(options.threads, profile, notes)
 
     runner = open_runner(bundle_dir, manifest, threads=threads, runtime=options.runtime)
-    stand_in = options.runtime is not None and options.runtime != backend
-    kind = STAND_IN if stand_in else NATIVE
+    kind = runner.kind  # the backend marks a runner of one of its stand-ins
+    stand_in = kind == STAND_IN
     identity = {"bundle": {"target": str(manifest.get("target")), "backend": backend, "precision": manifest["precision"]},
                 "runtime": {"kind": kind}, "settings": {"batch": options.batch, "threads": threads}}
     if baseline is not None:  # refuse an incomparable baseline before spending time on measurements

@@ -14,7 +14,8 @@ Peak rate: one Conv2d(256, 256, 3, padding=1) on 1x256x56x56 (1.850 GMAC), timed
 with the raw runtime call (ORT `sess.run`; LiteRT `set_tensor/invoke/get_tensor` with pre-quantized int8 input),
 converted by the same backends. floor(config) = edge MACs x batch / peak(same runtime, precision, threads).
 
-Timing: warm-up, then one `perf_counter_ns` pair per call with gc disabled; p50 per process. Every configuration
+Timing: `sift_deploy.bench.timing`, the loop `sift-deploy bench` uses: warm-up, then one `perf_counter_ns` pair per
+call with gc disabled (runners: activate and a first inference before the warm-up); p50 per process. Every configuration
 runs in `--rounds` interleaved rounds (shuffled order each round); tables show the median over rounds. Before
 each configuration the driver waits (up to `--max-wait` s) until other processes use < 0.3 cores, records their CPU
 use while it ran, and re-runs it (up to `--retries` times, keeping the quietest run) if they used more. The calling
@@ -26,7 +27,6 @@ thread's CPU time per call is recorded too (robust to contention at 1 thread).
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import platform
@@ -44,6 +44,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from sift_deploy.bench.timing import CallTimes, time_calls, time_runner, warm_up  # noqa: E402
+
 RUNTIMES = ("eager-fp32", "ort-fp32", "ort-int8", "litert-fp32", "litert-int8")
 LABELS = {"eager-fp32": "PyTorch eager fp32", "ort-fp32": "ORT fp32", "ort-int8": "ORT int8",
           "litert-fp32": "LiteRT fp32", "litert-int8": "LiteRT int8"}
@@ -57,30 +59,19 @@ GOAL_SPEEDUP = 10.0
 # ============================================================================ child: one configuration
 
 
-def _time(call, x_list, warmup: int, runs: int) -> dict:
-    for i in range(warmup):
-        call(x_list[i % len(x_list)])
-    times = np.empty(runs, dtype=np.int64)
-    cpu = np.empty(runs, dtype=np.int64)
-    clock, thread_clock = time.perf_counter_ns, time.thread_time_ns
-    gc.collect()
-    gc.disable()
-    try:
-        for i in range(runs):
-            x = x_list[i % len(x_list)]
-            c0 = thread_clock()
-            t0 = clock()
-            call(x)
-            times[i] = clock() - t0
-            cpu[i] = thread_clock() - c0
-    finally:
-        gc.enable()
-    us = times / 1e3
+def _summary(calls: CallTimes) -> dict:
+    us = calls.wall_ns / 1e3
     # CPU time of the calling thread: at 1 thread every kernel runs on it, so this is what the call costs
     # even when another process shares the core (wall time then includes waiting for it).
     return {"p50_us": float(np.percentile(us, 50)), "p90_us": float(np.percentile(us, 90)),
             "p99_us": float(np.percentile(us, 99)), "mean_us": float(us.mean()), "min_us": float(us.min()),
-            "cpu_p50_us": float(np.percentile(cpu / 1e3, 50)), "runs": runs}
+            "cpu_p50_us": float(np.percentile(calls.cpu_ns / 1e3, 50)), "runs": len(us)}
+
+
+def _time(call, x_list, warmup: int, runs: int) -> dict:
+    """A raw call (PyTorch eager, a runtime's own API) through bench's timing loop."""
+    warm_up(call, x_list, warmup)
+    return _summary(time_calls(call, x_list, runs))
 
 
 def child(spec: dict) -> dict:
@@ -119,8 +110,10 @@ def child(spec: dict) -> dict:
         backend = "onnxruntime" if runtime.startswith("ort") else "litert"
         runner = get_backend(backend).create_runner(Artifacts(folder=work / runtime), meta["file"], meta["details"],
                                                     threads)
-        runner.activate()
-        result = _time(runner.infer, x_list, warmup, runs)
+        try:
+            result = _summary(time_runner(runner, x_list, runs, warmup).calls)
+        finally:
+            runner.deactivate()
     elif runtime.startswith("ort"):
         import onnxruntime as ort
 
@@ -544,7 +537,7 @@ def main() -> None:
             versions[package] = md.version(package)
         except md.PackageNotFoundError:
             pass
-    from sift_deploy.bench import _cpu_model, _os_release
+    from sift_deploy.bench.provenance import cpu_model, os_release
 
     flags = set()
     for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
@@ -552,8 +545,8 @@ def main() -> None:
             flags |= set(line.split(":", 1)[1].split())
     isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "asimd", "asimddp",
                                 "i8mm") if f in flags) or "unknown"
-    env = {"isa": isa, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": _cpu_model(), "cores": cores,
-           "os": _os_release(), "python": platform.python_version(), "versions": versions, "rounds": args.rounds,
+    env = {"isa": isa, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(), "cores": cores,
+           "os": os_release(), "python": platform.python_version(), "versions": versions, "rounds": args.rounds,
            "quiet_threshold": args.quiet_threshold, "max_wait": args.max_wait, "load_start": load_start,
            "load_end": " / ".join(f"{v:.2f}" for v in os.getloadavg()), "waits_exhausted": exhausted,
            "configs_run": runs, "configs_planned": len(configs) * args.rounds, "retries": args.retries}

@@ -13,11 +13,12 @@ the same calibration (first 512 committed real images, MinMax), parity on the 25
   ORT int8 chosen          the shipped rule: convs with >= 16 input channels and >= 50k MACs, then the
                            parity guard (as `export` does)
 
-Timing: every session is created once; then R rounds, each running every candidate N times in turn
-(interleaved, so a busy neighbour slows all candidates alike); p50 per round, median over rounds,
-and each candidate's ratio to ORT fp32 (median of per-round ratios). Both wall time and the calling
-thread's CPU time are reported: at 1 thread every kernel runs on the calling thread, so CPU time is
-what the call costs even when another process shares the cores (wall time then includes waiting).
+Timing (`sift_deploy.bench.timing`, the loop `sift-deploy bench` uses): every session is created once;
+then R rounds, each running every candidate N times in turn (interleaved, so a busy neighbour slows all
+candidates alike); p50 per round, median over rounds, and each candidate's ratio to ORT fp32 (median of
+per-round ratios). Both wall time and the calling thread's CPU time are reported: at 1 thread every
+kernel runs on the calling thread, so CPU time is what the call costs even when another process shares
+the cores (wall time then includes waiting).
 
     .venv/bin/python benchmarks/ort_int8_choice.py [--rounds 15] [--runs 100] [--json out.json]
 """
@@ -25,17 +26,17 @@ what the call costs even when another process shares the cores (wall time then i
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from sift_deploy.bench.timing import time_calls, warm_up  # noqa: E402
 
 
 def load_edge():
@@ -110,27 +111,19 @@ def main() -> None:
 
     x = held_out[:1].copy()
     xt = torch.from_numpy(x)
-    calls = {"torch eager fp32": lambda: edge(xt)}
+    calls = {"torch eager fp32": (edge, [xt])}
     for k, s in sessions.items():
-        calls[k] = (lambda s=s: s.run(None, {INPUT_NAME: x}))
+        calls[k] = ((lambda v, s=s: s.run(None, {INPUT_NAME: v})), [x])
     with torch.inference_mode():
-        for call in calls.values():
-            for _ in range(30):
-                call()
+        for call, inputs in calls.values():
+            warm_up(call, inputs, 30)
         per_round: dict[str, list[float]] = {k: [] for k in calls}
         cpu_round: dict[str, list[float]] = {k: [] for k in calls}
-        gc.disable()
         for _ in range(args.rounds):
-            for k, call in calls.items():
-                ts, cs = [], []
-                for _ in range(args.runs if k != "torch eager fp32" else max(args.runs // 4, 10)):
-                    c0, t0 = time.thread_time_ns(), time.perf_counter_ns()
-                    call()
-                    ts.append(time.perf_counter_ns() - t0)
-                    cs.append(time.thread_time_ns() - c0)
-                per_round[k].append(float(np.median(ts)) / 1000.0)
-                cpu_round[k].append(float(np.median(cs)) / 1000.0)
-        gc.enable()
+            for k, (call, inputs) in calls.items():
+                timed = time_calls(call, inputs, args.runs if k != "torch eager fp32" else max(args.runs // 4, 10))
+                per_round[k].append(float(np.median(timed.wall_ns)) / 1000.0)
+                cpu_round[k].append(float(np.median(timed.cpu_ns)) / 1000.0)
     ref, ref_cpu = np.array(per_round["ORT fp32"]), np.array(cpu_round["ORT fp32"])
     eager, eager_cpu = np.array(per_round["torch eager fp32"]), np.array(cpu_round["torch eager fp32"])
     rows = []

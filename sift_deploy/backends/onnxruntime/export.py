@@ -266,25 +266,24 @@ def _op_counts(model) -> dict[str, int]:
 # measurement at export time
 
 def measure_p50(paths: dict[str, Path], threads: int = 1, rounds: int = 7, runs: int = 60) -> dict:
-    """Interleaved p50 (us) of each ONNX file at batch 1 in ORT CPU; median over rounds."""
-    import onnxruntime as ort
+    """Interleaved p50 (us) of each ONNX file at batch 1 through our ORT runner (bench's timing loop);
+    median over rounds."""
+    from ...bench.timing import start_runner, time_calls
+    from ..base import FileLoader
+    from .runner import runner_for
 
-    from .runner import session_options
-
-    x = np.zeros((1,) + tuple(_input_shape(next(iter(paths.values())))), np.float32)
-    sessions = {k: ort.InferenceSession(str(p), session_options(threads), providers=["CPUExecutionProvider"]) for k, p in paths.items()}
-    for s in sessions.values():
-        for _ in range(20):
-            s.run(None, {INPUT_NAME: x})
-    per_round: dict[str, list[float]] = {k: [] for k in sessions}
-    for _ in range(rounds):
-        for k, s in sessions.items():
-            ts = []
-            for _ in range(runs):
-                t0 = time.perf_counter_ns()
-                s.run(None, {INPUT_NAME: x})
-                ts.append(time.perf_counter_ns() - t0)
-            per_round[k].append(float(np.median(ts)) / 1000.0)
+    inputs = [np.zeros((1,) + tuple(_input_shape(next(iter(paths.values())))), np.float32)]
+    runners = {k: runner_for(FileLoader(p), threads) for k, p in paths.items()}
+    per_round: dict[str, list[float]] = {k: [] for k in runners}
+    try:
+        for runner in runners.values():
+            start_runner(runner, inputs, warmup=20)
+        for _ in range(rounds):
+            for k, runner in runners.items():
+                per_round[k].append(float(np.median(time_calls(runner.infer, inputs, runs).wall_ns)) / 1000.0)
+    finally:
+        for runner in runners.values():
+            runner.deactivate()
     return {k: round(float(np.median(v)), 1) for k, v in per_round.items()}
 
 

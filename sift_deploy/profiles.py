@@ -21,7 +21,7 @@ BUDGET_KEYS = {"latency_p50_ms": float, "peak_memory_mb": float}
 OPTION_TYPES = {"opset": int, "layout": str, "trt_version": str}
 LAYOUTS = ("NCHW", "NHWC")
 TOP_KEYS = {"schema_version", "name", "description", "backend", "default_precision", "threads", "backend_options",
-            "parity", "budgets"}
+            "parity", "budgets", "serving"}
 
 
 @dataclass
@@ -114,7 +114,7 @@ def parse_profile(doc: dict, source: str) -> Profile:
     return Profile(
         name=_expect(doc, "name", str, where), description=str(doc.get("description", "")), backend=backend,
         default_precision=default_precision, threads=threads, backend_options=dict(options), parity=parity,
-        budgets=budgets, source=source,
+        budgets=budgets, source=source, extra={"serving": doc["serving"]} if "serving" in doc else {},
     )
 
 

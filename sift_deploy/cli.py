@@ -335,11 +335,21 @@ def bench_command(
     markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown summary (fits a CI job summary) to this file.")] = None,
     baseline: Annotated[Optional[Path], typer.Option(help="A --json report of an earlier run to compare with.")] = None,
     tolerance: Annotated[float, typer.Option(help="Percent a figure may exceed the baseline before it counts as a regression.")] = 10.0,
+    server: Annotated[Optional[str], typer.Option("--server", help="Measure end to end against Triton serving this bundle (grpc://HOST:PORT or http://HOST:PORT).")] = None,
+    clients: Annotated[int, typer.Option("--clients", help="With --server: concurrent clients in the throughput phase.")] = 1,
 ) -> None:
     """Time the bundle's edge artifact on this device: latency, peak memory, bytes on the wire.
 
+    With --server: edge here -> wire -> Triton, split into edge, network + queue and cloud; throughput with
+    --clients; bytes counted at the socket.
+
     Exit 0: measured; budgets and baseline hold. Exit 1: a budget is exceeded or a figure regressed. Exit 2: bad input.
     """
+    if server is not None:
+        from .serve.e2e_bench import bench_server_command
+
+        bench_server_command(bundle, server, clients, iterations, warmup, threads, json_file, markdown_file)
+        return
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 

@@ -150,15 +150,17 @@ def latency_phase(client: TritonEdgeClient, inputs: np.ndarray, iterations: int,
 
 def throughput_phase(server_url: str, serving: dict, wire_params: dict, z: np.ndarray, clients: int,
                      duration_s: float, timeout_s: float, progress: ProgressFn) -> dict:
-    wires = [WireClient(server_url, serving, wire_params, timeout_s).connect() for _ in range(clients)]
-    payloads = [wires[0].encode(z[i:i + 1]) for i in range(len(z))]
+    # one connection per thread, made in that thread (tritonclient.http's gevent sockets belong to one thread)
+    stats = WireClient(server_url, serving, wire_params, timeout_s).connect()
+    wires: list[WireClient | None] = [None] * clients
+    payloads = [stats.encode(z[i:i + 1]) for i in range(len(z))]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures: list[list[str]] = [[] for _ in range(clients)]
     start = threading.Barrier(clients + 1)
     deadline = [0.0]
 
     def work(k: int) -> None:
-        wire = wires[k]
+        wire = wires[k] = WireClient(server_url, serving, wire_params, timeout_s).connect()
         start.wait()
         i = k
         while time.perf_counter() < deadline[0]:
@@ -169,11 +171,12 @@ def throughput_phase(server_url: str, serving: dict, wire_params: dict, z: np.nd
             except SiftError as exc:
                 failures[k].append(str(exc))
             i += clients
+        wire.close()
 
     threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(clients)]
     for t in threads:
         t.start()
-    before = wires[0].statistics()
+    before = stats.statistics()
     deadline[0] = time.perf_counter() + duration_s
     began = time.perf_counter()
     start.wait()
@@ -181,9 +184,8 @@ def throughput_phase(server_url: str, serving: dict, wire_params: dict, z: np.nd
         progress("throughput", min(int(time.perf_counter() - began), int(duration_s)), int(duration_s))
         time.sleep(0.2)
     elapsed = time.perf_counter() - began
-    after = wires[0].statistics()
-    for w in wires:
-        w.close()
+    after = stats.statistics()
+    stats.close()
     done = sum(len(x) for x in latencies)
     executions = after["execution_count"] - before["execution_count"]
     inferences = after["inference_count"] - before["inference_count"]

@@ -112,7 +112,10 @@ def find_tritonserver() -> TritonInstall:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on host:port now (SO_REUSEADDR like tritonserver: connections in
+    TIME_WAIT from an earlier server do not count, a live listener does)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -149,7 +149,7 @@ def latency_phase(client: TritonEdgeClient, inputs: np.ndarray, iterations: int,
 
 
 def throughput_phase(server_url: str, serving: dict, wire_params: dict, z: np.ndarray, clients: int,
-                     duration_s: float, timeout_s: float, progress: ProgressFn) -> dict:
+                     duration_s: float, timeout_s: float, progress: ProgressFn, per_client: int = 10**9) -> dict:
     # one connection per thread, made in that thread (tritonclient.http's gevent sockets belong to one thread)
     stats = WireClient(server_url, serving, wire_params, timeout_s).connect()
     wires: list[WireClient | None] = [None] * clients
@@ -162,8 +162,9 @@ def throughput_phase(server_url: str, serving: dict, wire_params: dict, z: np.nd
     def work(k: int) -> None:
         wire = wires[k] = WireClient(server_url, serving, wire_params, timeout_s).connect()
         start.wait()
-        i = k
-        while time.perf_counter() < deadline[0]:
+        i, sent = k, 0
+        while time.perf_counter() < deadline[0] and sent < per_client:
+            sent += 1
             t0 = time.perf_counter()
             try:
                 wire.send_arrays(payloads[i % len(payloads)])
@@ -200,7 +201,8 @@ def throughput_phase(server_url: str, serving: dict, wire_params: dict, z: np.nd
                                                        ("compute_input", "compute_infer", "compute_output"))
                        * 1e3 / max(executions, 1)},
             "method": "each client thread has its own connection and sends one image's wire-format features "
-                      "per request, back to back; the edge runs on each device, not here"}
+                      "per request, back to back (--iterations requests each, at most duration_s); the edge "
+                      "runs on each device, not here"}
 
 
 def bytes_phase(server_url: str, serving: dict, wire_params: dict, z: np.ndarray, requests: int,
@@ -253,7 +255,8 @@ def run_e2e_bench(bundle_dir: Path, server_url: str, iterations: int = 200, warm
         z = client.edge(inputs)
         versions = client.versions()
     serving, wire_params = manifest["serving"], manifest["features"]["wire_int8"]
-    throughput = throughput_phase(server_url, serving, wire_params, z, clients, duration_s, timeout_s, progress)
+    throughput = throughput_phase(server_url, serving, wire_params, z, clients, duration_s, timeout_s, progress,
+                                  per_client=iterations)
     wire_bytes = bytes_phase(server_url, serving, wire_params, z, bytes_requests, timeout_s)
     report = {
         "schema_version": SCHEMA_VERSION, "kind": "e2e", "tool": {"name": "sift-deploy", "version": __version__},

@@ -112,10 +112,14 @@ class WireClient:
             result = self._client.infer(self.model, inputs, outputs=outputs, **self._timeout_kw())
         except Exception as exc:
             text = _reason(exc)
+            status = str(exc.status()) if hasattr(exc, "status") and callable(exc.status) else ""
             if "deadline" in text.lower() or "timed out" in text.lower() or "timeout" in text.lower():
                 raise ServerError(f"Triton at {self.url} did not answer within {self.timeout_s:g} s") from exc
-            if "rejected:" in text or "unexpected datatype" in text or "unexpected shape" in text or "expected" in text:
+            if "INVALID_ARGUMENT" in status or status == "400" or "rejected:" in text:
+                text = text.replace("[request id: <id_unknown>] ", "").replace("rejected: ", "")
                 raise ServerError(f"Triton at {self.url} rejected the request: {text}") from exc
+            if "UNAVAILABLE" in status or "connection refused" in text.lower() or "socket closed" in text.lower():
+                raise ServerError(f"Triton at {self.url} is unavailable ({text}); is the server running?") from exc
             raise ServerError(f"request to Triton at {self.url} failed: {text}") from exc
         return result.as_numpy("logits")
 

@@ -118,7 +118,7 @@ class WireClient:
             if "INVALID_ARGUMENT" in status or status == "400" or "rejected:" in text:
                 text = text.replace("[request id: <id_unknown>] ", "").replace("rejected: ", "")
                 raise ServerError(f"Triton at {self.url} rejected the request: {text}") from exc
-            if "UNAVAILABLE" in status or "connection refused" in text.lower() or "socket closed" in text.lower():
+            if "UNAVAILABLE" in status or any(w in text.lower() for w in ("connection refused", "socket closed", "connection closed", "connection reset")):
                 raise ServerError(f"Triton at {self.url} is unavailable ({text}); is the server running?") from exc
             raise ServerError(f"request to Triton at {self.url} failed: {text}") from exc
         return result.as_numpy("logits")

@@ -121,7 +121,8 @@ def test_64_clients_for_60_s_lose_nothing_and_answer_right(triton, reference):
     assert result.failures == [] and result.wrong == 0 and result.lost == 0
 
 
-def test_kill_9_mid_load_fails_fast_in_one_line_and_a_restart_serves(needs_triton, serve_bundle, reference):
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_kill_9_mid_load_fails_fast_in_one_line_and_a_restart_serves(needs_triton, serve_bundle, reference, protocol):
     ports = free_ports()
     server = start_server(serve_bundle, ports)
     timeout_s = 5.0
@@ -135,7 +136,7 @@ def test_kill_9_mid_load_fails_fast_in_one_line_and_a_restart_serves(needs_trito
         import threading
 
         threading.Thread(target=kill_soon, daemon=True).start()
-        result = run_load(server.client_url("grpc"), reference, clients=8, seconds=8, timeout_s=timeout_s,
+        result = run_load(server.client_url(protocol), reference, clients=8, seconds=8, timeout_s=timeout_s,
                           stop_on_failure=True)
         finished = time.monotonic()
         assert killed_at, "the server was not killed"
@@ -143,13 +144,14 @@ def test_kill_9_mid_load_fails_fast_in_one_line_and_a_restart_serves(needs_trito
         assert result.answered > 0 and result.wrong == 0
         assert len(result.failures) == 8  # every client noticed, once, and stopped
         assert all("\n" not in f and "Triton at" in f for f in result.failures), result.failures[:2]
+        print(f"\nkill -9 ({protocol}): every client failed {finished - killed_at[0]:.2f} s after the kill or sooner")
         assert finished - killed_at[0] < timeout_s + 5
-        print(f"\nkill -9: {result.answered} answers before, first failure: {result.failures[0]}")
+        print(f"\nkill -9 ({protocol}): {result.answered} answers before, first failure: {result.failures[0]}")
     finally:
         server.stop()
     restarted = start_server(serve_bundle, ports)  # same ports, fresh process
     try:
-        client = WireClient(restarted.client_url("grpc"), reference.manifest["serving"],
+        client = WireClient(restarted.client_url(protocol), reference.manifest["serving"],
                             reference.manifest["features"]["wire_int8"], timeout_s=5).connect()
         np.testing.assert_allclose(client.send(reference.z[:3]), reference.logits[:3], atol=1e-4)
         client.close()
@@ -174,3 +176,23 @@ def test_bench_server_splits_latency_and_counts_bytes(triton, serve_bundle, tmp_
     assert b["measured_per_request"]["sent"] > b["payload_per_request"]["sent"]  # framing on top of the payload
     assert b["computed_today"]["int8_per_image"] == 768
     assert "network + queue" in result.stdout and "counted at the socket" in result.stdout
+
+
+def test_a_server_that_stops_answering_fails_within_the_timeout(needs_triton, serve_bundle, reference):
+    import os
+    import signal
+
+    server = start_server(serve_bundle)
+    client = WireClient(server.client_url("grpc"), reference.manifest["serving"],
+                        reference.manifest["features"]["wire_int8"], timeout_s=2).connect()
+    try:
+        client.send(reference.z[:1])
+        os.kill(server.pid, signal.SIGSTOP)  # frozen, not gone: the connection stays open
+        started = time.monotonic()
+        with pytest.raises(ServerError, match="did not answer within 2 s"):
+            client.send(reference.z[:1])
+        assert time.monotonic() - started < 2 + 3
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
+        client.close()
+        server.stop()

@@ -224,7 +224,8 @@ class TritonServer:
             code = self.process.poll()
             if code is not None:
                 tail = self._log_tail()
-                if "address already in use" in tail.lower() or "failed to start" in tail.lower() and "port" in tail.lower():
+                low = tail.lower()
+                if "address already in use" in low or ("failed to start" in low and "port" in low):
                     raise SiftError(f"tritonserver could not bind its ports on {self.host} ({tail}); pass free "
                                     "--http-port/--grpc-port/--metrics-port")
                 raise SiftError(f"tritonserver exited during start-up (code {code}): {tail} (log: {self.log_path})")

@@ -8,6 +8,7 @@ max_queue_delay_us = 500           # how long a request may wait for others to f
 instance_count = 2                 # model instances per server (one ONNX Runtime session each)
 wire = "uint8"                     # "uint8": z as uint8 + per-channel scales; "float32": z as float
 tensorrt_plan = false              # also write a TensorRT-plan variant (built on the GPU server)
+threads_per_instance = 1           # ONNX Runtime intra-op threads of each python-variant instance
 ```
 Every key is optional; a profile without the table gets the defaults below.
 """

@@ -196,3 +196,29 @@ def test_a_server_that_stops_answering_fails_within_the_timeout(needs_triton, se
         os.kill(server.pid, signal.SIGCONT)
         client.close()
         server.stop()
+
+
+def test_a_float_wire_profile_serves_float_z_and_rejects_nan(needs_triton, reference, tmp_path):
+    from sift_deploy.export import export_bundle
+    from sift_deploy.profiles import TARGETS_DIR
+
+    profile = tmp_path / "x86-float-wire.toml"
+    profile.write_text((TARGETS_DIR / "x86-64.toml").read_text().replace('wire = "uint8"', 'wire = "float32"'))
+    bundle = tmp_path / "float-wire"
+    manifest = export_bundle(None, str(profile), output=bundle, parity_on_test_split=False).manifest
+    assert manifest["serving"]["wire"] == "float32" and [i["name"] for i in manifest["serving"]["inputs"]] == ["z"]
+    server = start_server(bundle)
+    client = WireClient(server.client_url("grpc"), manifest["serving"], manifest["features"]["wire_int8"], 5).connect()
+    try:
+        from sift_deploy.cloud import CloudRunner
+
+        np.testing.assert_allclose(client.send(reference.z[:4]), CloudRunner(bundle / "cloud.onnx").infer(reference.z[:4]),
+                                   atol=1e-4)
+        z = reference.z[:2].copy()
+        z[0, 0, 0, 0] = np.nan
+        with pytest.raises(ServerError, match="rejected the request: z holds NaN"):
+            client.send(z)
+        assert client.send(reference.z[:1]).shape == (1, 10)
+    finally:
+        client.close()
+        server.stop()

@@ -19,4 +19,11 @@ fi
 # torch first and pinned: anything that lets the resolver choose a newer torch pulls a multi-GB CUDA build.
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 -e '.[all]'
+# tritonserver for `sift-deploy serve`: the nvidia-pytriton wheel carries a real binary, its libraries and the
+# Python backend. Its metadata pins numpy<2, so it goes beside the environment (--no-deps --target), where
+# sift_deploy/serve/server.py finds it and pip check does not see it.
+if [ ! -x .venv/opt/tritonserver/pytriton/tritonserver/bin/tritonserver ]; then
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps --target .venv/opt/tritonserver \
+    nvidia-pytriton==0.7.0
+fi
 .venv/bin/python -m pip check

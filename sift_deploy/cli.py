@@ -335,11 +335,21 @@ def bench_command(
     markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown summary (fits a CI job summary) to this file.")] = None,
     baseline: Annotated[Optional[Path], typer.Option(help="A --json report of an earlier run to compare with.")] = None,
     tolerance: Annotated[float, typer.Option(help="Percent a figure may exceed the baseline before it counts as a regression.")] = 10.0,
+    server: Annotated[Optional[str], typer.Option("--server", help="Measure end to end against Triton serving this bundle (grpc://HOST:PORT or http://HOST:PORT).")] = None,
+    clients: Annotated[int, typer.Option("--clients", help="With --server: concurrent clients in the throughput phase.")] = 1,
 ) -> None:
     """Time the bundle's edge artifact on this device: latency, peak memory, bytes on the wire.
 
+    With --server: edge here -> wire -> Triton, split into edge, network + queue and cloud; throughput with
+    --clients; bytes counted at the socket.
+
     Exit 0: measured; budgets and baseline hold. Exit 1: a budget is exceeded or a figure regressed. Exit 2: bad input.
     """
+    if server is not None:
+        from .serve.e2e_bench import bench_server_command
+
+        bench_server_command(bundle, server, clients, iterations, warmup, threads, json_file, markdown_file)
+        return
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -379,6 +389,99 @@ def bench_command(
         for failure in report["failures"]:
             err_console.print(f"[bold red]bench failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve_command(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    host: Annotated[str, typer.Option(help="Address to bind; the default serves this machine only (0.0.0.0 exposes it).")] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option("--http-port", help="Triton's HTTP/REST port.")] = 8000,
+    grpc_port: Annotated[int, typer.Option("--grpc-port", help="Triton's gRPC port.")] = 8001,
+    metrics_port: Annotated[int, typer.Option("--metrics-port", help="Triton's Prometheus metrics port.")] = 8002,
+    variant: Annotated[str, typer.Option(help="Model repository variant: python (CPU, runs here), onnxruntime or tensorrt (GPU servers with those Triton backends).")] = "python",
+    startup_timeout: Annotated[float, typer.Option(help="Seconds to wait for the model to be ready.")] = 120.0,
+) -> None:
+    """Serve the bundle's cloud half with tritonserver until Ctrl-C or SIGTERM.
+
+    Exit 0: stopped on request. Exit 1: the server died. Exit 2: bad input, no tritonserver, or a port is taken.
+    """
+    import signal
+
+    from .serve.server import TritonServer, bundle_repository
+
+    try:
+        repository, _ = bundle_repository(bundle, variant)
+        server = TritonServer(repository, host=host, ports={"http": http_port, "grpc": grpc_port, "metrics": metrics_port},
+                              startup_timeout_s=startup_timeout)
+        with err_console.status(f"starting tritonserver on {repository}", spinner="dots"):
+            server.start()
+    except SiftError as exc:
+        fail(str(exc))
+
+    def on_term(signum, frame):  # SIGTERM: leave the loop below like Ctrl-C does
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        ends = server.endpoints()
+        console.print(f"serving sift_cloud ({escape(variant)} variant) from {escape(str(bundle))} "
+                      f"(tritonserver pid {server.pid})", highlight=False)
+        for name in ("grpc", "http", "metrics"):
+            console.print(f"  {name:8s}{ends[name]}", highlight=False)
+        console.print(f"  try: sift-deploy infer {escape(str(bundle))} IMAGES --server {server.client_url('grpc')}",
+                      highlight=False, soft_wrap=True)
+        console.print("Ctrl-C stops the server", highlight=False)
+        sys.stdout.flush()
+        while server.alive():
+            time.sleep(0.5)
+        code = server.process.returncode
+        server.keep_log = True
+        err_console.print(f"[bold red]error:[/] tritonserver exited on its own (code {code}); log: "
+                          f"{escape(str(server.log_path))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    except KeyboardInterrupt:
+        code = server.stop()
+        console.print(f"stopped tritonserver (exit code {code})", highlight=False)
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@app.command("infer")
+def infer_command(
+    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    images: Annotated[Path, typer.Argument(help="uint8 images: an .npz ('images', optional 'labels') or .npy, or an image folder (files, or one sub-folder per class).")],
+    server: Annotated[str, typer.Option("--server", help="Triton serving this bundle: grpc://HOST:PORT or http://HOST:PORT.")] = "grpc://127.0.0.1:8001",
+    batch: Annotated[int, typer.Option(help="Images per request (at most the model's max_batch_size).")] = 32,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may take before it fails.")] = 10.0,
+    threads: Annotated[Optional[int], typer.Option(help="Edge runtime threads (default: the profile's).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print predictions as JSON.")] = False,
+) -> None:
+    """Run the edge artifact here, send z on the wire format to Triton, print the predictions.
+
+    Exit 0: predicted. Exit 2: bad input, or the server is unreachable, too slow or rejects the request.
+    """
+    from .serve.client import infer_images
+
+    if batch < 1 or timeout <= 0:
+        fail("--batch must be at least 1 and --timeout positive")
+    try:
+        result = infer_images(bundle, images, server, batch=batch, timeout_s=timeout, threads=threads)
+    except SiftError as exc:
+        fail(str(exc))
+    result.pop("logits")
+    if json_out:
+        print(json.dumps(result, indent=2))
+        return
+    for p in result["predictions"]:
+        truth = f"\ttrue {p['true']}" if "true" in p else ""
+        print(f"{p['name']}\t{p['class']}\t{p['label']}\t{p['confidence']:.4f}{truth}")
+    summary = f"{result['images']} images via {result['server']} ({result['wire']} wire) in {result['seconds']:.2f} s"
+    if "accuracy" in result:
+        summary += f"; accuracy {result['accuracy']:.2%}"
+        if "bundle_parity_accuracy" in result:
+            summary += f" (bundle parity, int8 wire: {result['bundle_parity_accuracy']:.2%})"
+    err_console.print(summary, highlight=False, soft_wrap=True)
 
 
 def run() -> None:

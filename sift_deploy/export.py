@@ -31,6 +31,8 @@ from .errors import SiftError
 from .fileio import atomic_dir, check_writable, sha256_file
 from .parity import deployed_parity
 from .profiles import Profile, load_profile
+from .serve.repository import write_model_repository
+from .serve.settings import settings_of_profile
 
 PARITY_REFERENCE_COUNT = 256
 
@@ -112,6 +114,7 @@ def export_bundle(
 
     stage = on_stage or (lambda _: None)
     profile = load_profile(target)
+    serving_settings = settings_of_profile(profile)  # a bad [serving] table fails now, not after the export
     precision = precision or profile.default_precision
     if precision not in profile.precisions:
         raise SiftError(f"target {profile.name} ({profile.backend}) supports {', '.join(profile.precisions)}, not {precision}")
@@ -152,6 +155,9 @@ def export_bundle(
         export_seconds = time.perf_counter() - started
         stage("exporting the float cloud")
         export_cloud(model.cloud, tuple(z_ref.shape[1:]), tmp / CLOUD_FILE, opset=int(profile.backend_options.get("opset", 17)))
+        stage("writing the Triton model repository")
+        serving = write_model_repository(tmp, CLOUD_FILE, tuple(z_ref.shape[1:]), spec.num_classes, wire_params,
+                                         serving_settings, threads=profile.threads)
         (tmp / "parity").mkdir()
         keep = np.arange(min(PARITY_REFERENCE_COUNT, len(parity_images)))
         np.savez_compressed(tmp / PARITY_REFERENCE, images=parity_images[keep], labels=parity_labels[keep],
@@ -178,6 +184,7 @@ def export_bundle(
                                        "-> /255 -> (x - mean) / std"},
             "features": {"shape": [None, *z_ref.shape[1:]], "dtype": "float32", "split_point": model.split_point,
                          "wire_int8": wire_params},
+            "serving": serving,
             "calibration": calib_info,
             "export": {"files": result.files, "details": result.details, "seconds": round(export_seconds, 2),
                        "seed": seed},

@@ -71,6 +71,7 @@ def parse_profile(doc: dict, source: str) -> Profile:
         backend_options=document.backend_options.model_dump(exclude_unset=True),
         parity={precision: Parity(**table.model_dump()) for precision, table in document.parity.items()},
         budgets=document.budgets.model_dump(exclude_none=True), source=source,
+        extra={"serving": document.serving.model_dump(exclude_unset=True)} if document.serving is not None else {},
     )
 
 

@@ -40,7 +40,7 @@ def test_version():
 def test_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("train", "inspect"):
+    for command in ("train", "inspect", "serve", "infer"):
         assert command in result.stdout
     result = invoke("inspect", "--help")
     assert result.exit_code == 0 and "--json" in result.stdout and "--arch" in result.stdout

@@ -136,4 +136,5 @@ class Manifest(StrictDocument):
     export: ExportInfo
     versions: dict[str, str]
     parity: ParityResult
+    serving: dict[str, Any] | None = absent("the Triton model repository in triton/ (serve/repository.py)")
     files: dict[str, FileRecord] = Field(description="every file of the bundle but the manifest: relative path -> hash and size")

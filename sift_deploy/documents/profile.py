@@ -48,6 +48,18 @@ class BackendOptions(StrictDocument):
         return layout
 
 
+class ServingTable(StrictDocument):
+    """How Triton serves the cloud half (see serve/settings.py for the meaning and the defaults)."""
+
+    max_batch_size: int | None = absent("0 turns batching off")
+    preferred_batch_sizes: list[int] | None = absent("dynamic batching: sizes the scheduler aims for")
+    max_queue_delay_us: int | None = absent("how long a request may wait for others to form a batch")
+    instance_count: int | None = absent("model instances per server")
+    wire: Literal["uint8", "float32"] | None = absent("z as uint8 + per-channel scales, or as float")
+    tensorrt_plan: bool | None = absent("also write a TensorRT-plan variant")
+    threads_per_instance: int | None = absent("ONNX Runtime intra-op threads of each python-variant instance")
+
+
 class ProfileDocument(StrictDocument):
     schema_version: schema_version(1)
     name: str
@@ -58,6 +70,7 @@ class ProfileDocument(StrictDocument):
     backend_options: BackendOptions = Field(default_factory=BackendOptions)
     parity: dict[Precision, ParityThresholds] = Field(description="one table per precision the target supports")
     budgets: Budgets
+    serving: ServingTable | None = absent("how Triton serves the cloud half")
 
     @field_validator("parity", mode="before")
     @classmethod

@@ -62,7 +62,8 @@ def test_the_probe_module_runs_with_torch_blocked(tmp_path):
     """`python -m sift_deploy.bench.memory_probe SPEC` where `import torch` fails: it still measures."""
     onnx_file = matmul_onnx(tmp_path / "edge.onnx", 64)
     np.save(tmp_path / "x.npy", np.zeros((1, 1, 32, 32), np.float32))
-    spec = {"backend": "onnxruntime", "runtime": None, "bundle_dir": str(tmp_path), "edge_file": onnx_file.name,
+    spec = {"backend_package": "sift_deploy.backends.onnxruntime", "runtime_package": None, "runtime": None,
+            "bundle_dir": str(tmp_path), "edge_file": onnx_file.name,
             "details": {}, "threads": 1, "inputs": str(tmp_path / "x.npy"), "runs": 2}
     script = textwrap.dedent(f"""
         import runpy, sys

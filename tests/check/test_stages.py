@@ -1,8 +1,9 @@
 """Each check stage run alone on a real x86 int8 bundle of the shipped reference, and the gate
 composing stage sections into a report that validates as a CheckReport; the command's passing path
-(exit 0) end to end. Budgets are tiny (200 aux images, 100 attacked test images, one decoder epoch),
-so each stage takes seconds: these tests prove the plumbing and the report shape, not the verdicts
-(tests/test_check.py holds those)."""
+(exit 0) end to end. The data is a real Fashion-MNIST subset (6,000 train images, so 1,000 aux after
+the split, and 500 test images: accuracy is measured on all test images, which for the full 10,000
+takes minutes here) and budgets are tiny, so each stage takes seconds: these tests prove the
+plumbing and the report shape, not the verdicts (tests/test_check.py holds those)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from sift_deploy.bounds import load_bounds
+from sift_deploy.bounds import DEFAULT_BOUNDS, load_bounds
 from sift_deploy.check import STAGES, CheckContext, compose, run_stages
 from sift_deploy.check import accuracy, decoder, information, twin_strength, whitebox
 from sift_deploy.cli import app
@@ -26,6 +27,7 @@ TINY = AttackBudget.preset("fast").with_(
     name="tiny", aux_images=200, test_images=100, decoder_epochs=1, decoder_width=16, decoder_seeds=(0, 1),
     twin_seeds=(0,), mine_train_pairs=200, mine_heldout_pairs=100, mine_epochs=1, dcor_samples=100,
     whitebox_images=2, whitebox_steps=2, bootstrap_resamples=100)
+TRAIN_IMAGES, TEST_IMAGES = 6000, 500
 SECTION_MODELS = {accuracy: AccuracySection, decoder: DecoderSection, twin_strength: AttackScores,
                   information: InformationSection, whitebox: WhiteBoxSection}
 
@@ -34,8 +36,18 @@ def no_progress(*_):
     return None
 
 
-def open_context(bundle) -> CheckContext:
-    return CheckContext.open(bundle, TINY.aux_images, TINY.test_images)
+def open_context(bundle, data_dir) -> CheckContext:
+    return CheckContext.open(bundle, TINY.aux_images, TINY.test_images, data_dir)
+
+
+@pytest.fixture(scope="module")
+def data_dir(fashion_mnist, idx_writer, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fashion-mnist-6000-500")
+    idx_writer(folder / "train-images-idx3-ubyte", fashion_mnist.train_images[:TRAIN_IMAGES, 0])
+    idx_writer(folder / "train-labels-idx1-ubyte", fashion_mnist.train_labels[:TRAIN_IMAGES])
+    idx_writer(folder / "t10k-images-idx3-ubyte", fashion_mnist.test_images[:TEST_IMAGES, 0])
+    idx_writer(folder / "t10k-labels-idx1-ubyte", fashion_mnist.test_labels[:TEST_IMAGES])
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +57,9 @@ def bundle(tmp_path_factory, fashion_mnist_dir):
 
 
 @pytest.fixture(scope="module")
-def ctx(bundle) -> CheckContext:
+def ctx(bundle, data_dir) -> CheckContext:
     """One context the stage tests share (features are computed once)."""
-    return open_context(bundle)
+    return open_context(bundle, data_dir)
 
 
 def test_every_stage_has_a_section_model():
@@ -64,7 +76,7 @@ def test_stage_runs_alone_and_returns_its_section(stage, ctx):
 
 def test_accuracy_of_the_deployed_reference(ctx):
     section = accuracy.run(ctx, TINY, 0, no_progress)
-    assert section.images == 10000 and section.float > 0.85
+    assert section.images == TEST_IMAGES and section.float > 0.85
     assert abs(section.drop_points) < 1.0 and section.top1_agreement > 0.98
     assert section.all_zero_features.deployed == 0
 
@@ -77,8 +89,8 @@ def test_decoder_pairs_the_same_seeds_on_both_sides(ctx):
     assert "from float features (seed 5)" in ctx.reconstructions
 
 
-def test_a_stage_alone_computes_only_the_features_it_needs(bundle):
-    fresh = open_context(bundle)
+def test_a_stage_alone_computes_only_the_features_it_needs(bundle, data_dir):
+    fresh = open_context(bundle, data_dir)
     twin_strength.run(fresh, TINY, 0, no_progress)
     assert "twin_side" in vars(fresh)
     assert "float_side" not in vars(fresh) and "deployed_side" not in vars(fresh)
@@ -87,9 +99,9 @@ def test_a_stage_alone_computes_only_the_features_it_needs(bundle):
 
 
 @pytest.fixture(scope="module")
-def gated(bundle):
+def gated(bundle, data_dir):
     """All stages through the gate on a fresh context: (context, report, progress calls)."""
-    fresh, seen = open_context(bundle), []
+    fresh, seen = open_context(bundle, data_dir), []
     sections = run_stages(fresh, TINY, 0, lambda label, done, total: seen.append((label, done, total)))
     return fresh, compose(fresh, TINY, 0, sections, load_bounds(), seconds=1.0), seen
 
@@ -115,33 +127,25 @@ def test_a_report_with_an_unknown_field_does_not_validate(gated):
         CheckReport.model_validate(report)
 
 
-# bounds loose on leakage (a 1-epoch attacker's seed noise is large) but real on accuracy, and an
-# attack-strength floor the tiny attacker reaches against the unprotected twin
-PASSING_BOUNDS = """schema_version = 1
-[accuracy]
-max_drop_points = 1.0
-max_wire_int8_drop_points = 1.0
-[leakage]
-max_ssim_increase = 0.5
-max_psnr_increase_db = 10.0
-max_mi_increase_nats = 5.0
-[attack]
-min_twin_ssim = {min_twin_ssim}
-"""
-TINY_TWIN_SSIM_FLOOR = 0.2
+# A decoder that learns something in seconds: on this data it reaches twin SSIM 0.61, above the
+# label-only oracle (0.46), where the 200-image one-epoch TINY decoder stays below it.
+PASSING_BUDGET = TINY.with_(name="tiny-passing", aux_images=1000, test_images=200, decoder_epochs=3, decoder_width=32)
+# The shipped default bounds, except the attack-strength floor: lowered from 0.75 (what the `fast`
+# attacker must reach) to the label-only oracle's level, which this attacker must still beat.
+MIN_TWIN_SSIM = 0.5
 
 
-def test_check_command_passes_with_exit_0(bundle, tmp_path, monkeypatch):
-    monkeypatch.setitem(PRESETS, "tiny", TINY)
+def test_check_command_passes_with_exit_0(bundle, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setitem(PRESETS, PASSING_BUDGET.name, PASSING_BUDGET)
     bounds = tmp_path / "bounds.toml"
-    bounds.write_text(PASSING_BOUNDS.format(min_twin_ssim=TINY_TWIN_SSIM_FLOOR))
+    bounds.write_text(DEFAULT_BOUNDS.read_text().replace("min_twin_ssim = 0.75", f"min_twin_ssim = {MIN_TWIN_SSIM}"))
     reports = tmp_path / "reports"
-    result = CliRunner().invoke(app, ["check", str(bundle), "--budget", "tiny", "--bounds", str(bounds),
-                                      "--report-dir", str(reports)])
+    result = CliRunner().invoke(app, ["check", str(bundle), "--budget", PASSING_BUDGET.name, "--bounds", str(bounds),
+                                      "--data-dir", str(data_dir), "--report-dir", str(reports)])
     assert result.exit_code == 0, result.output
     assert "sift-deploy check: PASSED" in result.stdout and "bound broken" not in result.output
     report = CheckReport.model_validate(json.loads((reports / "check.json").read_text()))
-    assert report.passed and report.budget.name == "tiny" and len(report.bounds) == 6
-    # the twin floor is met by an attack that beats the label-only oracle, not by a trivially low floor
+    assert report.passed and report.budget.name == PASSING_BUDGET.name and len(report.bounds) == 6
+    assert load_bounds(bounds)["attack"]["min_twin_ssim"] == MIN_TWIN_SSIM
     assert report.attack.twin.ssim.mean > report.attack.baselines.label_only_ssim
     assert (reports / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

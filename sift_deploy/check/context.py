@@ -1,0 +1,204 @@
+"""What every check stage shares, built once per check: the intact bundle, the float checkpoint and
+its unprotected twin, the data splits, the images the attacks use and the features of each side.
+
+Opening a context resolves and validates everything cheap (so bad input fails before any attack
+runs); images and features are computed on first use and cached, so a stage run alone computes only
+what it needs. Every model run goes through a runner: the bundle's own runtime (or its labelled
+stand-in) for the deployed side, the torch runner for the float and twin edges and clouds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..backends import open_runner
+from ..backends.base import run_in_batches
+from ..backends.torch.runner import torch_outputs
+from ..bundle import require_intact
+from ..checkpoint import REFERENCE_CHECKPOINT, REFERENCE_TWIN, Checkpoint, load_checkpoint
+from ..data.preprocess import fit_to_size, normalize, to_unit
+from ..data.sources import load_dataset
+from ..data.splits import Splits, make_splits
+from ..errors import SiftError
+from ..models import TWINS
+
+Progress = Callable[[str, int, int], None]
+DEPLOYED_BATCH = 256
+GRID_IMAGES = 12  # images per row of the reconstruction grid
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+def resolve_checkpoint(manifest: dict, checkpoint: Path | None) -> Checkpoint:
+    """The float checkpoint the bundle was exported from (matched by sha256)."""
+    recorded = manifest["source_checkpoint"]
+    candidates = [Path(checkpoint)] if checkpoint is not None else [Path(recorded["path"]), REFERENCE_CHECKPOINT]
+    for path in candidates:
+        if path.is_file():
+            ckpt = load_checkpoint(path, arch=manifest["model"]["arch"] if recorded.get("official_format") else None)
+            if ckpt.sha256 == recorded["sha256"]:
+                return ckpt
+            if checkpoint is not None:
+                raise SiftError(f"{path} is not the checkpoint this bundle was exported from (sha256 differs); "
+                                f"pass the original with --checkpoint")
+    raise SiftError(f"the float checkpoint of this bundle ({recorded['path']}) is not here; pass it with --checkpoint")
+
+
+def resolve_twin(ckpt: Checkpoint, twin: Path | None) -> tuple[Checkpoint, str]:
+    """The unprotected twin the attack-strength bound attacks, and where it came from (for the report)."""
+    if twin is not None:
+        return load_checkpoint(twin), str(twin)
+    arch = ckpt.spec.arch
+    if arch.startswith("plain-"):
+        return ckpt, "the checked model itself (it is unprotected)"
+    if TWINS.get(arch) == "plain-cnn" and REFERENCE_TWIN.is_file() and ckpt.path == REFERENCE_CHECKPOINT:
+        return load_checkpoint(REFERENCE_TWIN), str(REFERENCE_TWIN)
+    raise SiftError(f"no unprotected twin is known for {ckpt.path}; train one with `sift-deploy train --arch "
+                    f"{TWINS.get(arch, 'plain-cnn')} --defense none` and pass it with --twin")
+
+
+class Side:
+    """Features of one model or artifact on the attacker's aux images and on the whole test split.
+
+    Features are taken on the whole test split and sliced (not on the first images only) so that
+    every stage sees the numbers of one batched pass, whichever stage asked first.
+    """
+
+    def __init__(self, label: str, extract: Callable[[str], np.ndarray], test_images: int):
+        self.label = label
+        self._extract = extract  # "aux" | "all_test" -> features
+        self.test_images = test_images
+
+    @cached_property
+    def z_aux(self) -> np.ndarray:
+        return self._extract("aux")
+
+    @cached_property
+    def z_all_test(self) -> np.ndarray:
+        return self._extract("all_test")
+
+    @property
+    def z_test(self) -> np.ndarray:
+        return self.z_all_test[:self.test_images]
+
+
+@dataclass
+class CheckContext:
+    bundle: Path
+    manifest: dict
+    checkpoint: Checkpoint
+    twin_checkpoint: Checkpoint
+    twin_source: str
+    splits: Splits
+    aux_count: int  # aux images the attacker trains on (the first ones of the aux split)
+    test_count: int  # private test images attacked and scored (the first ones of the test split)
+    progress: Progress = no_progress
+
+    @classmethod
+    def open(cls, bundle: Path, aux_images: int, test_images: int, data_dir: Path | None = None,
+             checkpoint: Path | None = None, twin: Path | None = None, progress: Progress | None = None) -> "CheckContext":
+        bundle = Path(bundle)
+        manifest = require_intact(bundle)
+        ckpt = resolve_checkpoint(manifest, checkpoint)
+        twin_ckpt, twin_source = resolve_twin(ckpt, twin)
+        spec = ckpt.spec
+        if twin_ckpt.spec.input_size != spec.input_size or twin_ckpt.spec.in_channels != spec.in_channels:
+            raise SiftError("the twin checkpoint takes other inputs than the checked model; pass a matching --twin")
+        split_seed = int(ckpt.metadata.get("dataset", {}).get("seed", 0))
+        splits = make_splits(load_dataset(data_dir), seed=split_seed)
+        if splits.train.images.shape[1] != spec.in_channels:
+            raise SiftError(f"the data has {splits.train.images.shape[1]} channels but the model takes {spec.in_channels}")
+        return cls(bundle, manifest, ckpt, twin_ckpt, twin_source, splits, min(aux_images, len(splits.aux)),
+                   min(test_images, len(splits.test)), progress or no_progress)
+
+    # ------------------------------------------------------------------ images in [0, 1] at the model's size
+
+    def _unit(self, images: np.ndarray) -> np.ndarray:
+        return to_unit(fit_to_size(images, self.checkpoint.spec.input_size))
+
+    @cached_property
+    def x_aux(self) -> np.ndarray:
+        return self._unit(self.splits.aux.images[:self.aux_count])
+
+    @cached_property
+    def x_all_test(self) -> np.ndarray:
+        return self._unit(self.splits.test.images)
+
+    @property
+    def x_test(self) -> np.ndarray:
+        return self.x_all_test[:self.test_count]
+
+    @property
+    def aux_labels(self) -> np.ndarray:
+        return self.splits.aux.labels[:self.aux_count]
+
+    @property
+    def test_labels(self) -> np.ndarray:
+        """Labels of the whole test split (accuracy is measured on all of it)."""
+        return self.splits.test.labels
+
+    def _images(self, which: str) -> np.ndarray:
+        return {"aux": self.x_aux, "all_test": self.x_all_test}[which]
+
+    # ------------------------------------------------------------------ the three sides
+
+    def _tracked(self, label: str, extract: Callable[[str], np.ndarray]) -> Callable[[str], np.ndarray]:
+        done = []
+
+        def run(which: str) -> np.ndarray:
+            self.progress(f"{label} features", len(done), 2)
+            z = extract(which)
+            done.append(which)
+            self.progress(f"{label} features", len(done), 2)
+            return z
+
+        return run
+
+    @cached_property
+    def float_side(self) -> Side:
+        ckpt = self.checkpoint
+        return Side("float", self._tracked("float", lambda which: torch_outputs(
+            ckpt.model.edge, normalize(self._images(which), ckpt.mean, ckpt.std))), self.test_count)
+
+    @cached_property
+    def twin_side(self) -> Side:
+        """The unprotected twin's edge, fed with the twin's own normalisation."""
+        twin = self.twin_checkpoint
+        return Side("twin", self._tracked("twin", lambda which: torch_outputs(
+            twin.model.edge, normalize(self._images(which), twin.mean, twin.std))), self.test_count)
+
+    @cached_property
+    def deployed_side(self) -> Side:
+        ckpt = self.checkpoint
+
+        def extract(which: str) -> np.ndarray:
+            with self.deployed_runner() as runner:
+                return run_in_batches(runner.infer, normalize(self._images(which), ckpt.mean, ckpt.std), DEPLOYED_BATCH)
+
+        return Side("deployed", self._tracked("deployed", extract), self.test_count)
+
+    def deployed_runner(self):
+        """The bundle's own runtime, or its labelled stand-in where that runtime is not available here."""
+        return open_runner(self.bundle, self.manifest, threads=self.manifest["profile"]["threads"], fallback=True)
+
+    @cached_property
+    def runtime_label(self) -> str:
+        runner = self.deployed_runner()
+        return runner.name if runner.kind == "native" else f"{runner.name} ({runner.label})"
+
+    # ------------------------------------------------------------------ the reconstruction grid
+
+    @cached_property
+    def reconstructions(self) -> dict[str, np.ndarray]:
+        """Rows of the reconstruction grid (originals first), in the order the stages add them."""
+        return {"original": self.x_test[:GRID_IMAGES]}
+
+    def add_reconstructions(self, label: str, images: np.ndarray) -> None:
+        self.reconstructions[label] = images[:GRID_IMAGES]

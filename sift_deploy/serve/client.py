@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from .. import wire
+from ..backends.base import Runner
 from ..errors import SiftError
 
 PROTOCOLS = ("grpc", "http")
@@ -153,38 +154,38 @@ class WireClient:
             self._client = None
 
 
-class TritonEdgeClient:
-    """Edge artifact here -> z -> wire -> Triton -> logits. activate() / infer(x) / deactivate() / versions()."""
+class TritonEdgeClient(Runner):
+    """Edge artifact here -> z -> wire -> Triton -> logits: a runner whose second half is a server."""
 
     name = "triton-edge-client"
+    label = "edge artifact + Triton Inference Server (cloud half)"
 
     def __init__(self, bundle_dir: Path, server_url: str, threads: int | None = None,
                  timeout_s: float = DEFAULT_TIMEOUT_S, manifest: dict | None = None):
+        from ..backends.base import FileLoader
         from ..bundle import require_intact
 
         self.bundle_dir = Path(bundle_dir)
         self.manifest = manifest or require_intact(self.bundle_dir)
+        super().__init__(FileLoader(self.bundle_dir / self.manifest["edge_file"]),
+                         threads or int(self.manifest["profile"]["threads"]))
         if not self.manifest.get("serving"):
             raise SiftError(f"bundle {bundle_dir} has no Triton model repository (exported by an older "
                             "sift-deploy); re-export it")
-        self.threads = threads or int(self.manifest["profile"]["threads"])
         self.wire = WireClient(server_url, self.manifest["serving"], self.manifest["features"]["wire_int8"], timeout_s)
         self.runner = None
         self.last_timing: dict[str, float] = {}
 
-    def activate(self) -> "TritonEdgeClient":
+    def _activate(self) -> None:
         from ..backends import open_runner
 
         self.wire.connect().check_ready()
-        runner = open_runner(self.bundle_dir, self.manifest, threads=self.threads)
-        runner.__enter__()
-        self.runner = runner
-        return self
+        self.runner = open_runner(self.bundle_dir, self.manifest, threads=self.threads).activate()
 
     def edge(self, x: np.ndarray) -> np.ndarray:
         return self.runner.infer(x)
 
-    def infer(self, x: np.ndarray) -> np.ndarray:
+    def _infer(self, x: np.ndarray) -> np.ndarray:
         """float32 normalised images (N, C, H, W) -> float32 logits (N, classes)."""
         t0 = time.perf_counter()
         z = self.runner.infer(x)
@@ -196,9 +197,9 @@ class TritonEdgeClient:
         self.last_timing = {"edge_s": t1 - t0, "encode_s": t2 - t1, "rpc_s": t3 - t2}
         return logits
 
-    def deactivate(self) -> None:
+    def _deactivate(self) -> None:
         if self.runner is not None:
-            self.runner.__exit__(None, None, None)
+            self.runner.deactivate()
             self.runner = None
         self.wire.close()
 
@@ -211,12 +212,6 @@ class TritonEdgeClient:
         except metadata.PackageNotFoundError:
             pass
         return out
-
-    def __enter__(self) -> "TritonEdgeClient":
-        return self.activate()
-
-    def __exit__(self, *exc) -> None:
-        self.deactivate()
 
 
 def load_images(path: Path, channels: int) -> tuple[np.ndarray, np.ndarray | None, list[str]]:

@@ -18,7 +18,7 @@ import pytest
 
 from sift_deploy import wire
 from sift_deploy.bundle import PARITY_REFERENCE, read_manifest
-from sift_deploy.cloud import CloudRunner
+from sift_deploy.backends.onnx_common import onnx_outputs
 from sift_deploy.errors import SiftError
 from sift_deploy.export import export_bundle
 
@@ -100,7 +100,7 @@ def reference(serve_bundle) -> Reference:
     inputs = model_input(images, manifest["model"]["input_size"], norm["mean"], norm["std"])
     with open_runner(serve_bundle, manifest) as runner:
         z = runner.infer(inputs)
-    logits = CloudRunner(serve_bundle / "cloud.onnx").infer(wire.roundtrip(z, manifest["features"]["wire_int8"]))
+    logits = onnx_outputs(serve_bundle / "cloud.onnx", wire.roundtrip(z, manifest["features"]["wire_int8"]))
     return Reference(inputs, labels, images, z, logits, manifest)
 
 

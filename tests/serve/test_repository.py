@@ -6,11 +6,11 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 from sift_deploy import wire
 from sift_deploy.bundle import read_manifest, verify_files
-from sift_deploy.cloud import CloudRunner
 from sift_deploy.profiles import load_profile
 from sift_deploy.serve.repository import MODEL_NAME, write_model_repository
 from sift_deploy.serve.settings import ServingSettings, settings_of_profile
@@ -121,7 +121,8 @@ def test_production_onnx_dequantizes_like_the_wire_module(serve_bundle, referenc
     params = reference.manifest["features"]["wire_int8"]
     q = wire.quantize(reference.z[:32], params)
     scales = np.tile(np.asarray(params["scales"], np.float32), (len(q), 1))
-    production = CloudRunner(serve_bundle / "triton/production/sift_cloud/1/model.onnx").session
+    production = ort.InferenceSession(str(serve_bundle / "triton/production/sift_cloud/1/model.onnx"),
+                                      providers=["CPUExecutionProvider"])  # two inputs: a plain session
     got = production.run(None, {"z_q": q, "scales": scales})[0]
     np.testing.assert_allclose(got, reference.logits[:32], atol=1e-5)
 

@@ -50,5 +50,5 @@ def test_export_refuses_a_bad_serving_table_in_one_line(tmp_path):
     profile.write_text(text)
     result = CliRunner().invoke(app, ["export", "--target", str(profile), "--output", str(tmp_path / "b")])
     assert result.exit_code == 2, result.output
-    assert len(result.stderr.strip().splitlines()) == 1 and "wire 'int4' is unknown" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "'wire' must be 'uint8' or 'float32'" in result.stderr
     assert not (tmp_path / "b").exists()

@@ -88,6 +88,11 @@ def _parity_images(data_dir: Path | None, use_test_split: bool) -> tuple[np.ndar
     return images[CALIBRATION_COUNT:], labels[CALIBRATION_COUNT:], f"committed {DEFAULT_CALIBRATION.name} hold-out"
 
 
+def _artifact_entry(result, role: str) -> dict:
+    """{"artifact": the exported file's own `role` tensor}, or nothing for a backend that does not read it back."""
+    return {"artifact": result.io[role]} if role in result.io else {}
+
+
 def _float_reference(model, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z = torch_outputs(model.edge, inputs)
     return z, torch_outputs(model.cloud, z)
@@ -173,11 +178,12 @@ def export_bundle(
             "cloud_file": CLOUD_FILE,
             "input": {"shape": [None, *spec.input_shape], "dtype": "float32", "layout": "NCHW",
                       "artifact_layout": profile.backend_options.get("layout", "NCHW"),
+                      **_artifact_entry(result, "input"),
                       "normalization": {"mean": ckpt.mean, "std": ckpt.std},
                       "preprocessing": "uint8 image -> fit_to_size (centre zero-pad, integer nearest upscale) "
                                        "-> /255 -> (x - mean) / std"},
-            "features": {"shape": [None, *z_ref.shape[1:]], "dtype": "float32", "split_point": model.split_point,
-                         "wire_int8": wire_params},
+            "features": {"shape": [None, *z_ref.shape[1:]], "dtype": "float32", **_artifact_entry(result, "output"),
+                         "split_point": model.split_point, "wire_int8": wire_params},
             "calibration": calib_info,
             "export": {"files": result.files, "details": result.details, "seconds": round(export_seconds, 2),
                        "seed": seed},

@@ -88,6 +88,14 @@ def _parity_images(data_dir: Path | None, use_test_split: bool) -> tuple[np.ndar
     return images[CALIBRATION_COUNT:], labels[CALIBRATION_COUNT:], f"committed {DEFAULT_CALIBRATION.name} hold-out"
 
 
+def _check_output(output: Path, force: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise SiftError(f"output path {output} is a file; choose a folder path")
+    if output.exists() and not force:
+        raise SiftError(f"{output} already exists; pass --force to replace it or choose another --output")
+    check_writable(output, force)  # under a file, read-only, /proc: say so before the work
+
+
 def _artifact_entry(result, role: str) -> dict:
     """{"artifact": the exported file's own `role` tensor}, or nothing for a backend that does not read it back."""
     return {"artifact": result.io[role]} if role in result.io else {}
@@ -112,10 +120,18 @@ def export_bundle(
     parity_on_test_split: bool = True,
     arch: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    sign_key: Path | None = None,
 ) -> ExportOutcome:
     from .checkpoint import load_checkpoint
 
     stage = on_stage or (lambda _: None)
+    if output is not None:  # an unwritable output fails now, not after minutes of export and parity
+        _check_output(Path(output), force)
+    signer = None
+    if sign_key is not None:  # a wrong key fails now too
+        from .signing import load_private_key
+
+        signer = load_private_key(sign_key)
     profile = load_profile(target)
     precision = precision or profile.default_precision
     if precision not in profile.precisions:
@@ -128,11 +144,7 @@ def export_bundle(
     ckpt = load_checkpoint(checkpoint, arch=arch)
     model, spec = ckpt.model, ckpt.spec
     output = Path(output) if output is not None else default_output(spec.arch, profile, precision)
-    if output.exists() and not output.is_dir():
-        raise SiftError(f"output path {output} is a file; choose a folder path")
-    if output.exists() and not force:
-        raise SiftError(f"{output} already exists; pass --force to replace it or choose another --output")
-    check_writable(output, force)  # a parent that is a file: say so now, not after minutes of parity runs
+    _check_output(output, force)
     stage("preparing calibration data")
     calib_images, calib_info = _calibration(calib, data_dir, spec.in_channels, calib_count, seed)
     try:
@@ -198,4 +210,8 @@ def export_bundle(
         parity["runtime"] = runner.name
         manifest["parity"] = parity
         write_manifest(tmp, manifest)
+        if signer is not None:
+            from .signing import sign_bundle
+
+            sign_bundle(tmp, signer)
     return ExportOutcome(output, read_manifest(output))

@@ -15,15 +15,16 @@ from .fileio import sha256_file
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"  # signs the manifest, so the manifest cannot list it (see signing.py)
 PARITY_REFERENCE = "parity/reference.npz"  # held-out images + float reference features, for verify/bench
 
 
 def hash_files(bundle_dir: Path) -> dict[str, dict]:
-    """sha256 and size of every file in the bundle except the manifest, keyed by relative path."""
+    """sha256 and size of every file in the bundle except the manifest and its signature, keyed by relative path."""
     out = {}
     for path in sorted(Path(bundle_dir).rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            rel = path.relative_to(bundle_dir).as_posix()
+        rel = path.relative_to(bundle_dir).as_posix()
+        if path.is_file() and path.name != MANIFEST and rel != SIGNATURE:
             out[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
     return out
 

@@ -185,6 +185,7 @@ def export_command(
     arch: Annotated[Optional[str], typer.Option(help="Architecture of an official .pth checkpoint.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling, recorded in the manifest.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
+    sign: Annotated[Optional[Path], typer.Option("--sign", metavar="KEY", help="Sign the manifest with this private key (from `sift-deploy keygen`).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
     """Split at the funnel, quantize and export the edge for a device, export the float cloud, check parity.
@@ -196,7 +197,7 @@ def export_command(
     with err_console.status("exporting", spinner="dots") as status:
         try:
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
-                                    calib_count, arch=arch, on_stage=lambda s: status.update(s))
+                                    calib_count, arch=arch, on_stage=lambda s: status.update(s), sign_key=sign)
         except SiftError as exc:
             status.stop()
             fail(str(exc))
@@ -210,6 +211,8 @@ def export_command(
         console.print(_parity_table(parity, f"parity on {parity['images']} images ({parity['source']}, {parity['runtime']})"))
         for note in manifest["export"]["details"].get("notes", []):
             console.print(f"note: {note}")
+        if sign is not None:
+            console.print(f"signed: manifest.sig (key {escape(str(sign))})", highlight=False)
     if not outcome.passed:
         for failure in parity["failures"]:
             err_console.print(f"[bold red]parity failed:[/] {failure}")
@@ -221,27 +224,38 @@ def verify_command(
     bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
     threads: Annotated[Optional[int], typer.Option(help="Runtime threads (default: the profile's).")] = None,
     runtime: Annotated[Optional[str], typer.Option(help="Run a jetson bundle under onnxruntime as a labelled stand-in.")] = None,
+    public_key: Annotated[Optional[Path], typer.Option("--public-key", metavar="PUB", help="Require a valid signature of the manifest by this public key.")] = None,
+    require_parity: Annotated[bool, typer.Option("--require-parity", help="Fail (exit 2) when the bundle's runtime is missing here, instead of checking the files only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
-    """Re-hash every file of a bundle and re-run parity on its stored reference images.
+    """Check the signature (with --public-key), re-hash every file of a bundle and re-run parity on its stored images.
 
-    Exit 0: intact and parity holds. Exit 1: a file was changed or parity fails. Exit 2: not a bundle.
+    Exit 0: intact and parity holds (or cannot run here: the bundle's runtime is missing). Exit 1: the signature
+    does not hold, a file was changed or parity fails. Exit 2: not a bundle, or --require-parity without the runtime.
     """
     from .verify import verify_bundle
 
     try:
-        report = verify_bundle(bundle, threads, runtime)
+        report = verify_bundle(bundle, threads, runtime, public_key, require_parity)
     except SiftError as exc:
         fail(str(exc))
+    signature = report["signature"]
     if json_out:
         print(json.dumps(report, indent=2))
+    elif signature["problem"]:
+        err_console.print(f"[bold red]signature:[/] {escape(signature['problem'])}", highlight=False, soft_wrap=True)
     elif report["file_problems"]:
         for problem in report["file_problems"]:
             err_console.print(f"[bold red]tampered:[/] {problem}")
     else:
+        if signature["status"] == "valid":
+            console.print(f"manifest signature valid (key {signature['key_id']})")
         console.print(f"{report['files_checked']} files match the manifest")
-        console.print(_parity_table(report["parity"], f"parity on {report['parity']['images']} stored images "
-                                                      f"({report['parity']['runtime']}; cloud: {report['cloud']})"))
+        if "parity_skipped" in report:
+            console.print(f"parity not re-run: {escape(report['parity_skipped'])}", highlight=False, soft_wrap=True)
+        else:
+            console.print(_parity_table(report["parity"], f"parity on {report['parity']['images']} stored images "
+                                                          f"({report['parity']['runtime']}; cloud: {report['cloud']})"))
     if not report["passed"]:
         for failure in report.get("parity", {}).get("failures", []):
             err_console.print(f"[bold red]parity failed:[/] {failure}")
@@ -277,6 +291,11 @@ def check_command(
             raise SiftError(f"--report-dir {report_dir} is a file; give a folder for the reports")
         if write_caps is not None and write_caps.is_dir():
             raise SiftError(f"--write-caps {write_caps} is a folder; give a file name such as caps.toml")
+        from .fileio import check_writable
+
+        for path in (report_dir / "check.json", write_caps):  # before minutes of attacks, not after
+            if path is not None:
+                check_writable(path, force=True)
         from .check import run_check
         from .report import markdown, write_reports
     except SiftError as exc:
@@ -369,6 +388,14 @@ def bench_command(
         progress.update(tasks[stage][0], completed=done, total=total)
         progress.refresh()
 
+    from .fileio import check_writable
+
+    try:
+        for path in (json_file, markdown_file):  # before the timing run, not after
+            if path is not None:
+                check_writable(path, force=True)
+    except SiftError as exc:
+        fail(str(exc))
     with progress:
         try:
             report = run_bench(bundle, options, on_progress)
@@ -482,6 +509,22 @@ def infer_command(
         if "bundle_parity_accuracy" in result:
             summary += f" (bundle parity, int8 wire: {result['bundle_parity_accuracy']:.2%})"
     err_console.print(summary, highlight=False, soft_wrap=True)
+
+
+@app.command("keygen")
+def keygen_command(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Private key file (mode 0600); the public key goes to OUTPUT.pub.")] = Path("sift-deploy.key"),
+    force: Annotated[bool, typer.Option(help="Overwrite an existing key pair.")] = False,
+) -> None:
+    """Make an ed25519 key pair for signing bundles (export --sign KEY, verify --public-key KEY.pub)."""
+    from .signing import generate_key_pair
+
+    try:
+        keys = generate_key_pair(output, force)
+    except SiftError as exc:
+        fail(str(exc))
+    console.print(f"wrote private key {escape(keys['private_key'])} (keep it secret) and public key "
+                  f"{escape(keys['public_key'])}; key id {keys['key_id']}", highlight=False, soft_wrap=True)
 
 
 def run() -> None:

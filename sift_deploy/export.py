@@ -90,6 +90,19 @@ def _parity_images(data_dir: Path | None, use_test_split: bool) -> tuple[np.ndar
     return images[CALIBRATION_COUNT:], labels[CALIBRATION_COUNT:], f"committed {DEFAULT_CALIBRATION.name} hold-out"
 
 
+def _check_output(output: Path, force: bool) -> None:
+    if output.exists() and not output.is_dir():
+        raise SiftError(f"output path {output} is a file; choose a folder path")
+    if output.exists() and not force:
+        raise SiftError(f"{output} already exists; pass --force to replace it or choose another --output")
+    check_writable(output, force)  # under a file, read-only, /proc: say so before the work
+
+
+def _artifact_entry(result, role: str) -> dict:
+    """{"artifact": the exported file's own `role` tensor}, or nothing for a backend that does not read it back."""
+    return {"artifact": result.io[role]} if role in result.io else {}
+
+
 def _float_reference(model, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     z = torch_outputs(model.edge, inputs)
     return z, torch_outputs(model.cloud, z)
@@ -109,10 +122,18 @@ def export_bundle(
     parity_on_test_split: bool = True,
     arch: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    sign_key: Path | None = None,
 ) -> ExportOutcome:
     from .checkpoint import load_checkpoint
 
     stage = on_stage or (lambda _: None)
+    if output is not None:  # an unwritable output fails now, not after minutes of export and parity
+        _check_output(Path(output), force)
+    signer = None
+    if sign_key is not None:  # a wrong key fails now too
+        from .signing import load_private_key
+
+        signer = load_private_key(sign_key)
     profile = load_profile(target)
     serving_settings = settings_of_profile(profile)  # a bad [serving] table fails now, not after the export
     precision = precision or profile.default_precision
@@ -126,11 +147,7 @@ def export_bundle(
     ckpt = load_checkpoint(checkpoint, arch=arch)
     model, spec = ckpt.model, ckpt.spec
     output = Path(output) if output is not None else default_output(spec.arch, profile, precision)
-    if output.exists() and not output.is_dir():
-        raise SiftError(f"output path {output} is a file; choose a folder path")
-    if output.exists() and not force:
-        raise SiftError(f"{output} already exists; pass --force to replace it or choose another --output")
-    check_writable(output, force)  # a parent that is a file: say so now, not after minutes of parity runs
+    _check_output(output, force)
     stage("preparing calibration data")
     calib_images, calib_info = _calibration(calib, data_dir, spec.in_channels, calib_count, seed)
     try:
@@ -179,11 +196,12 @@ def export_bundle(
             "cloud_file": CLOUD_FILE,
             "input": {"shape": [None, *spec.input_shape], "dtype": "float32", "layout": "NCHW",
                       "artifact_layout": profile.backend_options.get("layout", "NCHW"),
+                      **_artifact_entry(result, "input"),
                       "normalization": {"mean": ckpt.mean, "std": ckpt.std},
                       "preprocessing": "uint8 image -> fit_to_size (centre zero-pad, integer nearest upscale) "
                                        "-> /255 -> (x - mean) / std"},
-            "features": {"shape": [None, *z_ref.shape[1:]], "dtype": "float32", "split_point": model.split_point,
-                         "wire_int8": wire_params},
+            "features": {"shape": [None, *z_ref.shape[1:]], "dtype": "float32", **_artifact_entry(result, "output"),
+                         "split_point": model.split_point, "wire_int8": wire_params},
             "serving": serving,
             "calibration": calib_info,
             "export": {"files": result.files, "details": result.details, "seconds": round(export_seconds, 2),
@@ -199,4 +217,8 @@ def export_bundle(
         parity["runtime"] = runner.name
         manifest["parity"] = parity
         write_manifest(tmp, manifest)
+        if signer is not None:
+            from .signing import sign_bundle
+
+            sign_bundle(tmp, signer)
     return ExportOutcome(output, read_manifest(output))

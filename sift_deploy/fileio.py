@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import SiftError
+from .staging import make_staging_dir, remove_stale_staging
 
 
 def _default_mode(base: int) -> int:
@@ -21,14 +22,25 @@ def _default_mode(base: int) -> int:
 
 
 def check_writable(path: Path, force: bool) -> None:
-    """Refuse to overwrite without --force, and refuse a path whose parent is a file."""
+    """Refuse, before any work, a path that cannot be written: one that exists (without --force),
+    one under a file, and one whose nearest existing folder refuses a new file (read-only file
+    system, /proc, no permission). The probe creates and removes a real file there, because
+    permission bits alone do not tell (root ignores them; a read-only mount ignores them)."""
+    path = Path(path)
     if path.exists() and not force:
         raise SiftError(f"{path} already exists; pass --force to overwrite it or choose another path")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise SiftError(f"cannot write {path}: {parent} is a file, not a folder")
-            break
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is None:
+        return
+    if not parent.is_dir():
+        raise SiftError(f"cannot write {path}: {parent} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sift-write-probe.", dir=parent)
+    except OSError as exc:
+        raise SiftError(f"cannot write {path}: {parent} does not accept new files ({exc.strerror or exc}); "
+                        f"choose another path") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 @contextmanager
@@ -59,14 +71,18 @@ def atomic_dir(path: Path, force: bool = False) -> Iterator[Path]:
     if path.exists() and not path.is_dir():
         raise SiftError(f"output path {path} is a file; choose a folder path")
     check_writable(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SiftError(f"cannot create the folder {path.parent} ({exc.strerror or exc}); choose another path") from None
+    remove_stale_staging(path.parent)
+    tmp = make_staging_dir(path)
     old = None
     try:
         yield tmp
         os.chmod(tmp, _default_mode(0o777))
         if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            old = make_staging_dir(path, kind="old")
             os.replace(path, old / "x")
         os.replace(tmp, path)
     except BaseException:

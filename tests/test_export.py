@@ -542,3 +542,49 @@ def test_cli_export_json_then_force(fashion_mnist_subset, tmp_path, monkeypatch)
     again = json.loads(result.stdout)
     assert again["calibration"]["seed"] == 1 and again["created"] >= manifest["created"]
     assert verify_files(out, again) == [] and sorted(os.listdir(tmp_path)) == ["b"]
+
+
+# ------------------------------------------------------------------ the artifact's own I/O in the manifest
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory):
+    """(target, precision) -> (bundle, manifest) of the reference, 64 calibration images, parity on the hold-out."""
+    root = tmp_path_factory.mktemp("artifact-io")
+    done: dict = {}
+
+    def get(target: str, precision: str):
+        require_backend(target)
+        if (target, precision) not in done:
+            out = root / f"{target}-{precision}"
+            outcome = export_bundle(None, target, precision, output=out, calib_count=64, parity_on_test_split=False)
+            done[target, precision] = (out, outcome.manifest)
+        return done[target, precision]
+
+    return get
+
+
+def test_rpi_int8_manifest_says_the_tflite_takes_int8(small_export):
+    from ai_edge_litert.interpreter import Interpreter
+
+    bundle, manifest = small_export("rpi", "int8")
+    artifact = manifest["input"]["artifact"]
+    assert manifest["input"]["dtype"] == "float32"  # what the runner takes stays the contract
+    assert artifact["dtype"] == "int8" and artifact["zero_point"] == -1
+    assert artifact["scale"] == pytest.approx(0.0078431, abs=1e-7)
+    file_input = Interpreter(model_path=str(bundle / manifest["edge_file"])).get_input_details()[0]
+    assert np.dtype(file_input["dtype"]).name == "int8"
+    assert file_input["quantization"] == (artifact["scale"], artifact["zero_point"])
+    assert artifact["shape"] == [int(d) for d in file_input["shape"]]
+    assert manifest["features"]["artifact"]["dtype"] == manifest["export"]["details"]["output"]["dtype"]
+
+
+def test_x86_manifest_says_the_onnx_takes_and_returns_float32(small_export):
+    import onnx
+
+    bundle, manifest = small_export("x86", "fp32")
+    graph = onnx.load(str(bundle / manifest["edge_file"])).graph
+    for spec, value in ((manifest["input"]["artifact"], graph.input[0]), (manifest["features"]["artifact"], graph.output[0])):
+        assert spec["dtype"] == "float32" and "scale" not in spec and "zero_point" not in spec
+        assert spec["name"] == value.name and spec["shape"][0] is None  # the dynamic batch axis
+    assert manifest["input"]["artifact"]["shape"][1:] == [1, 32, 32]
+    assert manifest["features"]["artifact"]["shape"][1:] == manifest["features"]["shape"][1:]

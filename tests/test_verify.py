@@ -7,7 +7,10 @@ exported once per module; each test that changes files works on its own copy.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -192,3 +195,65 @@ def test_manifest_missing_what_parity_needs(bundle):
     del manifest["profile"]
     (bundle / MANIFEST).write_text(json.dumps(manifest))
     assert_one_line_error(invoke("verify", bundle), "malformed entry", "profile")
+
+
+# ------------------------------------------------------------------ without the target's runtime
+
+@pytest.fixture(scope="module")
+def jetson_bundle(tmp_path_factory) -> Path:
+    """A real Jetson bundle exported here, where TensorRT is missing (its edge is the ONNX the engine is built from)."""
+    from sift_deploy.backends import get_backend
+    from sift_deploy.export import export_bundle
+
+    if get_backend("tensorrt").available()[0]:
+        pytest.skip("TensorRT and a GPU are here, so a Jetson bundle's parity runs natively")
+    out = tmp_path_factory.mktemp("verify") / "jetson-fp32"
+    outcome = export_bundle(None, "jetson", "fp32", output=out, calib_count=64, parity_on_test_split=False)
+    assert outcome.passed, outcome.manifest["parity"]["failures"]
+    return out
+
+
+def test_jetson_bundle_without_tensorrt_checks_files_and_says_how_to_run_parity(jetson_bundle):
+    result = invoke("verify", jetson_bundle)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((jetson_bundle / MANIFEST).read_text())
+    assert f"{len(manifest['files'])} files match the manifest" in result.stdout
+    said = " ".join(result.stdout.split())
+    assert "parity not re-run" in said and "TensorRT" in said and "--runtime onnxruntime" in said
+    report = json.loads(invoke("verify", jetson_bundle, "--json").stdout)
+    assert report["passed"] and report["file_problems"] == [] and "parity" not in report
+
+
+def test_jetson_bundle_without_tensorrt_still_names_tampering(jetson_bundle, tmp_path):
+    copy = tmp_path / "jetson"
+    shutil.copytree(jetson_bundle, copy)
+    edge = copy / json.loads((copy / MANIFEST).read_text())["edge_file"]
+    edge.write_bytes(edge.read_bytes() + b"\0")
+    assert_tampered(invoke("verify", copy), edge.name)
+
+
+def test_require_parity_makes_a_missing_runtime_an_error(jetson_bundle):
+    assert_one_line_error(invoke("verify", jetson_bundle, "--require-parity"), "--require-parity", "TensorRT")
+    assert invoke("verify", jetson_bundle, "--runtime", "onnxruntime", "--require-parity").exit_code == 0
+
+
+def _verify_with_blocked_modules(bundle: Path, *args: str) -> subprocess.CompletedProcess:
+    """`sift-deploy verify` in a process where torch and onnxruntime cannot be imported (a device without them)."""
+    code = ("import sys\n"
+            "for name in ('torch', 'onnxruntime'):\n"
+            "    sys.modules[name] = None\n"
+            "from sift_deploy.cli import run\n"
+            f"sys.argv = ['sift-deploy', 'verify', {str(bundle)!r}, *{list(args)!r}]\n"
+            "run()\n")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "COLUMNS": "200"}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_torch_free_device_without_the_bundles_runtime(fresh_bundle):
+    result = _verify_with_blocked_modules(fresh_bundle)
+    assert result.returncode == 0, result.stderr
+    assert "files match the manifest" in result.stdout
+    assert "parity not re-run" in result.stdout and "onnxruntime is not installed" in result.stdout
+    strict = _verify_with_blocked_modules(fresh_bundle, "--require-parity")
+    assert strict.returncode == 2 and "Traceback" not in strict.stderr
+    assert strict.stderr.strip().startswith("error: parity cannot be re-run here")

@@ -49,6 +49,18 @@ class ExportRequest:
 class ExportResult:
     files: dict[str, str]  # role -> file name inside out_dir, e.g. {"edge": "edge.int8.onnx"}
     details: dict = field(default_factory=dict)  # goes into the manifest: quantization choices, opset, versions
+    # the artifact's own I/O as read back from the file: {"input": tensor, "output": tensor}, each
+    # {"name", "dtype", "shape", and "scale"/"zero_point" when quantized} (see artifact_tensor)
+    io: dict = field(default_factory=dict)
+
+
+def artifact_tensor(name: str, dtype: str, shape: list, scale: float | None = None,
+                    zero_point: int | None = None) -> dict:
+    """One I/O tensor of an exported file, as the manifest records it (dynamic dimensions are None)."""
+    out = {"name": name, "dtype": dtype, "shape": [None if d is None else int(d) for d in shape]}
+    if scale is not None:
+        out.update(scale=float(scale), zero_point=int(zero_point or 0))
+    return out
 
 
 # --------------------------------------------------------------------------- loaders

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import BytesLoader, FileLoader
+from .base import BytesLoader, FileLoader, artifact_tensor
 from .onnxruntime.runner import runner_for
 from .torch.runner import torch_outputs
 
@@ -132,6 +132,24 @@ class quiet:
     def __exit__(self, *exc):
         logging.disable(self._disabled)
         self._stack.close()
+
+
+def onnx_io(path: Path) -> dict:
+    """The graph's own input and output tensors (name, element type, shape): for a Q/DQ model they
+    stay float32, the quantization lives inside the graph."""
+    import onnx
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    if len(graph.input) != 1 or len(graph.output) != 1:
+        raise ValueError(f"{Path(path).name} has {len(graph.input)} inputs and {len(graph.output)} outputs; expected 1 and 1")
+
+    def tensor(value) -> dict:
+        typed = value.type.tensor_type
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(typed.elem_type)).name
+        shape = [d.dim_value if d.HasField("dim_value") else None for d in typed.shape.dim]
+        return artifact_tensor(value.name, dtype, shape)
+
+    return {"input": tensor(graph.input[0]), "output": tensor(graph.output[0])}
 
 
 def onnx_outputs(model: Path | bytes, data: np.ndarray, batch: int = 64) -> np.ndarray:

@@ -9,6 +9,7 @@ from .base import Document, DocumentError, parse_document
 # name -> "module:Class" (lazy, so that reading a profile does not import the check report's models)
 DOCUMENTS = {
     "manifest": "sift_deploy.documents.manifest:Manifest",
+    "manifest-signature": "sift_deploy.documents.signature:ManifestSignature",
     "profile": "sift_deploy.documents.profile:ProfileDocument",
     "bounds": "sift_deploy.documents.bounds:BoundsDocument",
     "bench-report": "sift_deploy.documents.bench_report:BenchReport",

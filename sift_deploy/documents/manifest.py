@@ -46,11 +46,22 @@ class Normalization(StrictDocument):
     std: float
 
 
+class ArtifactTensor(StrictDocument):
+    """An input or output tensor of the exported file itself, read back from the file at export."""
+
+    name: str
+    dtype: str = Field(description="element type of the file's tensor, e.g. int8 for a full-integer .tflite input")
+    shape: list[int | None] = Field(description="in the artifact's own layout; null is a dynamic dimension")
+    scale: float | None = absent("quantization scale, when the tensor is quantized: real = scale * (q - zero_point)")
+    zero_point: int | None = absent("quantization zero-point, when the tensor is quantized")
+
+
 class InputSpec(StrictDocument):
     shape: list[int | None] = Field(description="NCHW; null is the batch dimension")
-    dtype: str
+    dtype: str = Field(description="what a runner takes (runners quantize and transpose for the artifact)")
     layout: str
     artifact_layout: str = Field(description="the layout the exported artifact itself takes")
+    artifact: ArtifactTensor | None = absent("the exported file's own input tensor (absent in bundles written before it was recorded)")
     normalization: Normalization
     preprocessing: str
 
@@ -67,7 +78,8 @@ class WireQuantization(StrictDocument):
 
 class FeatureSpec(StrictDocument):
     shape: list[int | None]
-    dtype: str
+    dtype: str = Field(description="what a runner returns")
+    artifact: ArtifactTensor | None = absent("the exported file's own output tensor")
     split_point: str
     wire_int8: WireQuantization
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -63,7 +64,31 @@ def run_training(
         "training": {**recipe.as_dict(), "torch": torch.__version__, "python": platform.python_version()},
         "metrics": metrics,
     }
+    try:
+        _save(model, metadata, output, metrics_path, force)
+    except (OSError, SiftError) as exc:  # the output went away or turned read-only during training
+        rescued = _rescue(model, metadata, output)
+        raise SiftError(f"could not write {output} ({exc}); the trained model was saved to {rescued} instead") from None
+    return {"checkpoint": str(output), "metrics_file": str(metrics_path), **metrics}
+
+
+def _save(model, metadata: dict, output: Path, metrics_path: Path, force: bool) -> None:
     save_checkpoint(model, metadata, output, force=force)
     with atomic_file(metrics_path, force=force) as tmp:
-        tmp.write_text(json.dumps({"checkpoint": str(output), **metrics, "training": metadata["training"]}, indent=2) + "\n")
-    return {"checkpoint": str(output), "metrics_file": str(metrics_path), **metrics}
+        tmp.write_text(json.dumps({"checkpoint": str(output), **metadata["metrics"], "training": metadata["training"]},
+                                  indent=2) + "\n")
+
+
+def _rescue(model, metadata: dict, output: Path) -> Path:
+    """Save the checkpoint and its metrics under a fresh name in the current folder, else in the
+    temporary folder: minutes of training are never lost to an output that failed at the end."""
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            check_writable(folder / output.name, force=True)
+            rescue = Path(tempfile.mkdtemp(prefix="sift-rescued-", dir=folder)) / output.name
+            _save(model, metadata, rescue, metrics_path_for(rescue), force=False)
+            return rescue
+        except (OSError, SiftError):
+            continue
+    raise SiftError(f"could not write {output}, nor a copy in {Path.cwd()} or {tempfile.gettempdir()}; "
+                    "the trained model is lost: free space or fix permissions and train again")

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import SiftError
-from ..base import ExportRequest, ExportResult
+from ..base import ExportRequest, ExportResult, artifact_tensor
 
 SUPPORTED_PRECISIONS = ("fp32", "fp16", "int8")
 LAYOUTS = ("NCHW", "NHWC")
@@ -356,6 +356,12 @@ def _tensor_info(detail: dict) -> dict:
     return info
 
 
+def _artifact_tensor(info: dict) -> dict:
+    quantization = info["quantization"] or {}
+    return artifact_tensor(info["name"], info["dtype"], info["shape"], quantization.get("scale"),
+                           quantization.get("zero_point"))
+
+
 def _inspect(path: Path) -> dict:
     """I/O tensors and op counts of the written file, read back with the runtime."""
     from ai_edge_litert.interpreter import Interpreter
@@ -479,4 +485,5 @@ def export(request: ExportRequest) -> ExportResult:
             if details[role]["dtype"] != dtype:
                 raise SiftError(f"the int8 export has a {details[role]['dtype']} {role} tensor, not {dtype}; "
                                 "the model has an op the quantizer leaves in float")
-    return ExportResult(files={"edge": name}, details=details)
+    return ExportResult(files={"edge": name}, details=details,
+                        io={role: _artifact_tensor(details[role]) for role in ("input", "output")})

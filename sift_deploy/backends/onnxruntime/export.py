@@ -35,8 +35,8 @@ import numpy as np
 
 from ...errors import SiftError
 from ..base import CALIB_METHODS, PRECISIONS, ExportRequest, ExportResult
-from ..onnx_common import (DEFAULT_OPSET, INPUT_NAME, export_onnx, float_parity, float_parity_numbers, onnx_outputs,
-                           quiet)
+from ..onnx_common import (DEFAULT_OPSET, INPUT_NAME, export_onnx, float_parity, float_parity_numbers, onnx_io,
+                           onnx_outputs, quiet)
 
 INT8_MIN_MACS = 50_000
 INT8_MIN_IN_CHANNELS = 16
@@ -364,7 +364,8 @@ def export(request: ExportRequest) -> ExportResult:
         details["size_bytes"] = target.stat().st_size
         if notes:
             details["notes"] = notes
-    return ExportResult(files={"edge": target.name}, details=json.loads(json.dumps(details, default=_jsonable)))
+    return ExportResult(files={"edge": target.name}, details=json.loads(json.dumps(details, default=_jsonable)),
+                        io=onnx_io(target))
 
 
 def _jsonable(obj):

@@ -29,7 +29,7 @@ import numpy as np
 from ...errors import SiftError
 from ..base import CALIB_METHODS, PRECISIONS, ExportRequest, ExportResult
 from ..base import BytesLoader
-from ..onnx_common import INPUT_NAME, export_onnx, float_parity, quiet
+from ..onnx_common import INPUT_NAME, export_onnx, float_parity, onnx_io, quiet
 from ..onnxruntime.export import parity_guard
 from ..onnxruntime.runner import runner_for
 from . import calib_cache
@@ -295,4 +295,5 @@ def export(request: ExportRequest) -> ExportResult:
         files["edge"] = engine_input
         notes.append(f"TensorRT engine not built here ({why}); run {SCRIPT_FILE} on the Jetson")
     details["notes"] = notes
-    return ExportResult(files=files, details=details)
+    # an engine built from the ONNX takes and returns what the ONNX's graph does
+    return ExportResult(files=files, details=details, io=onnx_io(out_dir / engine_input))

@@ -79,6 +79,7 @@ def reference_report(bundles) -> dict:
     return report
 
 
+@pytest.mark.slow
 def test_reference_report_is_complete_and_keeps_accuracy(reference_report):
     report = reference_report
     assert report["schema_version"] == 1 and report["budget"]["name"] == "small"
@@ -103,6 +104,7 @@ def test_reference_report_is_complete_and_keeps_accuracy(reference_report):
     assert set(report["whitebox"]) == {"float", "fake_quantised", "twin"}
 
 
+@pytest.mark.slow
 def test_same_bundle_and_seed_give_the_same_verdict(bundles, reference_report):
     again, _ = run_check(bundles["reference"], load_bounds(), SMALL, seed=0)
     assert [b["passed"] for b in again["bounds"]] == [b["passed"] for b in reference_report["bounds"]]
@@ -111,6 +113,7 @@ def test_same_bundle_and_seed_give_the_same_verdict(bundles, reference_report):
     assert again["information"]["float"]["mi_nats"] == pytest.approx(reference_report["information"]["float"]["mi_nats"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_unprotected_edge_fails_the_caps_taken_from_the_siftfunnel_model(bundles, reference_report):
     caps = parse_bounds(tomllib.loads(caps_from_report(reference_report, load_bounds())), "caps")
     float_ssim = reference_report["attack"]["float"]["ssim"]["high"]
@@ -125,6 +128,7 @@ def test_unprotected_edge_fails_the_caps_taken_from_the_siftfunnel_model(bundles
     assert ACCURACY not in broken  # its own int8 export is fine; the failure is leakage, not accuracy
 
 
+@pytest.mark.slow
 def test_clipping_calibration_fails_on_accuracy_not_as_a_privacy_gain(bundles, monkeypatch, tmp_path):
     monkeypatch.setattr(AttackBudget, "preset", classmethod(lambda cls, name: SMALL))
     caps = tmp_path / "caps.toml"
@@ -209,27 +213,27 @@ def test_default_bounds_file_is_valid_and_sane():
 
 # ------------------------------------------------------------------ bad input to the command
 
-def test_missing_and_tampered_bundles(bundles, tmp_path):
+def test_missing_and_tampered_bundles(reference_bundle, tmp_path):
     one_line_error(invoke("check", tmp_path / "nothing"), "does not exist")
     copy = tmp_path / "tampered"
-    shutil.copytree(bundles["reference"], copy)
+    shutil.copytree(reference_bundle("x86", "int8"), copy)
     cloud = copy / "cloud.onnx"
     cloud.write_bytes(cloud.read_bytes()[:-1] + b"\0")
     one_line_error(invoke("check", copy, "--report-dir", tmp_path / "reports"), "cloud.onnx")
     assert not (tmp_path / "reports").exists()
 
 
-def test_data_folder_without_the_splits(bundles, tmp_path):
+def test_data_folder_without_the_splits(reference_bundle, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    one_line_error(invoke("check", bundles["reference"], "--data-dir", empty, "--report-dir", tmp_path / "r"))
+    one_line_error(invoke("check", reference_bundle("x86", "int8"), "--data-dir", empty, "--report-dir", tmp_path / "r"))
     assert not (tmp_path / "r").exists()
 
 
-def test_report_dir_that_is_a_file(bundles, tmp_path):
+def test_report_dir_that_is_a_file(reference_bundle, tmp_path):
     target = tmp_path / "report.txt"
     target.write_text("keep me")
-    one_line_error(invoke("check", bundles["reference"], "--report-dir", target), "is a file")
+    one_line_error(invoke("check", reference_bundle("x86", "int8"), "--report-dir", target), "is a file")
     assert target.read_text() == "keep me"
 
 

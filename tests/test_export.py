@@ -1,11 +1,11 @@
 """sift_deploy/export.py and `sift-deploy export`: checkpoint + target -> complete, verifiable bundle.
 
 Cost control (2 shared cores): the reference checkpoint is exported at int8 once per target for the
-whole module (`reference_int8`); x86 and rpi check parity on the full Fashion-MNIST test split (the
-numbers the issue asks for), jetson on the committed hold-out. The backbone matrix exports each
-backbone x target x {fp32, int8} with 16 calibration images and parity on the first
-`BACKBONE_PARITY_IMAGES` committed hold-out images. Bad inputs fail before any heavy work, so the
-CLI tests for them are cheap.
+whole session (conftest `reference_bundle`, parity on the committed hold-out). The slow tier adds
+x86 and rpi parity on the full Fashion-MNIST test split (the numbers the README gives) and the
+backbone matrix (each backbone x target x {fp32, int8} with 16 calibration images and parity on the
+first `BACKBONE_PARITY_IMAGES` committed hold-out images). Bad inputs fail before any heavy work, so
+the CLI tests for them are cheap.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import torch
 from typer.testing import CliRunner
 
 from sift_deploy import export as export_module
-from sift_deploy.bundle import MANIFEST, SCHEMA_VERSION, verify_files
+from sift_deploy.bundle import MANIFEST, SCHEMA_VERSION, read_manifest, verify_files
 from sift_deploy.checkpoint import save_checkpoint
 from sift_deploy.cli import app
 from sift_deploy.cloud import CLOUD_FILE
@@ -82,17 +82,12 @@ def siblings(path: Path) -> list[str]:
 # ------------------------------------------------------------------ shared exports
 
 @pytest.fixture(scope="module")
-def reference_int8(tmp_path_factory):
-    """target -> ExportOutcome of the shipped reference checkpoint at int8, exported on first use only."""
-    root = tmp_path_factory.mktemp("reference-int8")
-    done: dict = {}
-
+def reference_int8(reference_bundle):
+    """target -> ExportOutcome of the shipped reference checkpoint at int8 (the session's shared bundle)."""
     def get(target: str):
         require_backend(target)
-        if target not in done:
-            done[target] = export_bundle(None, target, "int8", output=root / target,
-                                         parity_on_test_split=target in TEST_SPLIT_TARGETS)
-        return done[target]
+        bundle = reference_bundle(target, "int8")
+        return export_module.ExportOutcome(bundle, read_manifest(bundle))
 
     return get
 
@@ -215,6 +210,7 @@ def assert_complete_bundle(outcome, arch: str, target: str, precision: str) -> d
 
 # ------------------------------------------------------------------ the export matrix
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("arch", BACKBONES)
@@ -234,9 +230,11 @@ def test_backbone_exports_a_complete_bundle(arch, target, precision, backbone_ch
         assert parity["passed"], parity["failures"]  # the trained reference meets its profile's bounds
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", TEST_SPLIT_TARGETS)
-def test_reference_int8_parity_on_the_test_split(target, reference_int8, fashion_mnist_dir):
-    parity = reference_int8(target).manifest["parity"]
+def test_reference_int8_parity_on_the_test_split(target, fashion_mnist_dir, tmp_path):
+    require_backend(target)
+    parity = export_bundle(None, target, "int8", output=tmp_path / target).manifest["parity"]
     assert parity["source"].startswith("test split of") and parity["images"] == 10000
     assert parity["top1_agreement"] >= 0.99, parity
     assert parity["cosine_mean"] >= 0.99 and parity["passed"], parity["failures"]

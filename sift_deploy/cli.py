@@ -14,6 +14,7 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import SiftError
+from .extras import needs_extra, require_extra
 
 app = typer.Typer(
     name="sift-deploy",
@@ -30,6 +31,14 @@ err_console = Console(stderr=True)
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def verdict(passed: bool, json_out: bool, why_pass: str, why_fail: str) -> None:
+    """The last line of export and verify: PASS or FAIL (on stderr when stdout carries JSON); exit 1 on FAIL."""
+    line = f"[bold green]PASS[/] {escape(why_pass)}" if passed else f"[bold red]FAIL[/] {escape(why_fail)}"
+    (err_console if json_out else console).print(line, highlight=False, soft_wrap=True)
+    if not passed:
+        raise typer.Exit(1)
 
 
 def _version(value: bool) -> None:
@@ -69,6 +78,10 @@ def train(
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train a SiftFunnel model (or its unprotected twin) and write a checkpoint plus metrics JSON."""
+    try:
+        require_extra("train")
+    except SiftError as exc:
+        fail(str(exc))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .train.loop import Recipe
@@ -130,10 +143,11 @@ def inspect_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")] = False,
 ) -> None:
     """Show a checkpoint's split: transmitted shape and bytes, edge/cloud params and MACs, and its metadata."""
-    from .inspect import inspect_checkpoint, render_inspection
-
     try:
-        doc = inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
+        with needs_extra("inspect"):
+            from .inspect import inspect_checkpoint, render_inspection
+
+            doc = inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
     except SiftError as exc:
         fail(str(exc))
     if json_out:
@@ -186,20 +200,23 @@ def export_command(
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling, recorded in the manifest.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Let the runtimes' own log output (absl, oneDNN, XNNPACK, torch warnings) through.")] = False,
 ) -> None:
     """Split at the funnel, quantize and export the edge for a device, export the float cloud, check parity.
 
     Exit 0: bundle written and parity holds. Exit 1: bundle written but parity misses a bound. Exit 2: bad input.
     """
-    from .export import export_bundle
+    from .quiet_output import third_party_output_hidden
+    from .stage_progress import StageProgress
 
-    with err_console.status("exporting", spinner="dots") as status:
-        try:
+    try:
+        with third_party_output_hidden(hide=not verbose) as ours, needs_extra("export"), StageProgress("export", ours) as progress:
+            from .export import export_bundle
+
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
-                                    calib_count, arch=arch, on_stage=lambda s: status.update(s))
-        except SiftError as exc:
-            status.stop()
-            fail(str(exc))
+                                    calib_count, arch=arch, on_progress=progress)
+    except SiftError as exc:
+        fail(str(exc))
     manifest = outcome.manifest
     parity = manifest["parity"]
     if json_out:
@@ -213,7 +230,8 @@ def export_command(
     if not outcome.passed:
         for failure in parity["failures"]:
             err_console.print(f"[bold red]parity failed:[/] {failure}")
-        raise typer.Exit(1)
+    verdict(outcome.passed, json_out, f"bundle {outcome.bundle} written, parity holds",
+            f"bundle {outcome.bundle} written, but parity misses {len(parity.get('failures', []))} bound(s)")
 
 
 @app.command("verify")
@@ -245,7 +263,8 @@ def verify_command(
     if not report["passed"]:
         for failure in report.get("parity", {}).get("failures", []):
             err_console.print(f"[bold red]parity failed:[/] {failure}")
-        raise typer.Exit(1)
+    problems = "files differ from the manifest" if report["file_problems"] else "parity misses a bound"
+    verdict(report["passed"], json_out, f"bundle {bundle} is intact and parity holds", f"bundle {bundle}: {problems}")
 
 
 @app.command("check")
@@ -267,10 +286,11 @@ def check_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .bounds import load_bounds
-    from .privacy.budget import AttackBudget
-
     try:
+        require_extra("check")
+        from .bounds import load_bounds
+        from .privacy.budget import AttackBudget
+
         limits = load_bounds(bounds)
         preset = AttackBudget.preset(budget)
         if report_dir.exists() and not report_dir.is_dir():

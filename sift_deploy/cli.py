@@ -14,12 +14,15 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import SiftError
-from .extras import needs_extra, require_extra
+from .extras import missing_extra_message, needs_extra, require_extra
 
 app = typer.Typer(
     name="sift-deploy",
     help="Split, quantize and export SiftFunnel models for edge devices, and prove the deployed artifact keeps "
          "accuracy and privacy.",
+    epilog="[bold]Workflow:[/] [cyan]inspect[/] a checkpoint (or [cyan]train[/] one) -> pick a device in "
+           "[cyan]targets[/] -> [cyan]export --target rpi[/] writes a bundle -> [cyan]verify BUNDLE[/] and "
+           "[cyan]bench BUNDLE[/] on the device -> [cyan]check BUNDLE[/] in CI (accuracy and privacy gate).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -31,6 +34,13 @@ err_console = Console(stderr=True)
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def stand_in_choices() -> str:
+    """`--runtime` values, from the backends' stand-in declarations."""
+    from .backends import stand_in_runtimes
+
+    return "; ".join(f"{runtime} (for {', '.join(owners)} bundles)" for runtime, owners in stand_in_runtimes().items())
 
 
 def verdict(passed: bool, json_out: bool, why_pass: str, why_fail: str) -> None:
@@ -135,6 +145,21 @@ def train(
                       soft_wrap=True, highlight=False)
 
 
+@app.command("targets")
+def targets_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
+) -> None:
+    """List the shipped device profiles: the backend each picks, its precisions and threads."""
+    from .profiles import describe_targets
+    from .render_targets import targets_table
+
+    rows = describe_targets()
+    if json_out:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print(targets_table(rows))
+
+
 @app.command("inspect")
 def inspect_command(
     checkpoint: Annotated[Optional[Path], typer.Argument(metavar="CHECKPOINT", help="A .safetensors checkpoint, or an official .pth with --arch (default: the shipped reference).", show_default=False)] = None,
@@ -188,7 +213,7 @@ def _parity_table(parity: dict, title: str):
 
 @app.command("export")
 def export_command(
-    checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Argument(metavar="CHECKPOINT", help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.", show_default=False)] = None,
     target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a shipped profile name (see targets/), or a profile .toml path.")] = "x86",
     precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or int8 (default: the profile's).")] = None,
     calib: Annotated[Optional[Path], typer.Option(help="Calibration images (.npz with 'images', or .npy); default: the committed set.")] = None,
@@ -236,9 +261,9 @@ def export_command(
 
 @app.command("verify")
 def verify_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by `sift-deploy export`.", show_default=False)],
     threads: Annotated[Optional[int], typer.Option(help="Runtime threads (default: the profile's).")] = None,
-    runtime: Annotated[Optional[str], typer.Option(help="Run a jetson bundle under onnxruntime as a labelled stand-in.")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help=f"Run under a stand-in runtime, labelled so: {stand_in_choices()}.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Re-hash every file of a bundle and re-run parity on its stored reference images.
@@ -269,7 +294,7 @@ def verify_command(
 
 @app.command("check")
 def check_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by `sift-deploy export`.", show_default=False)],
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset with the aux (attacker) and test (private) splits; default: Debian's Fashion-MNIST.")] = None,
     bounds: Annotated[Optional[Path], typer.Option(help="Bounds TOML (default: the shipped default-bounds.toml).")] = None,
     report_dir: Annotated[Path, typer.Option(help="Where check.json, check.md, check.junit.xml and reconstructions.png go.")] = Path("reports"),
@@ -302,7 +327,7 @@ def check_command(
     except SiftError as exc:
         fail(str(exc))
     except ImportError as exc:
-        fail(f"check needs the check extra ({exc.name} is missing); pip install 'sift-deploy[check]'")
+        fail(missing_extra_message("check", exc.name or str(exc)))
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err_console, disable=json_out)
     tasks: dict[str, int] = {}
@@ -345,56 +370,45 @@ def check_command(
 
 @app.command("bench")
 def bench_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by `sift-deploy export`.", show_default=False)],
     iterations: Annotated[int, typer.Option(help="Timed inferences after warm-up.")] = 500,
     warmup: Annotated[int, typer.Option(help="Untimed inferences before timing.")] = 50,
     threads: Annotated[Optional[int], typer.Option(help="Runtime threads (default: the profile's, capped at the usable cores).")] = None,
     batch: Annotated[int, typer.Option(help="Images per inference call.")] = 1,
-    runtime: Annotated[Optional[str], typer.Option(help="onnxruntime: time a jetson bundle's Q/DQ ONNX on this CPU as a labelled stand-in.")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the report (JSON, schema_version) to this file.")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help=f"Time under a stand-in runtime, labelled so: {stand_in_choices()}.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report (JSON, schema_version) instead of tables.")] = False,
+    json_file: Annotated[Optional[Path], typer.Option("--json-file", help="Also write the JSON report to this file.")] = None,
     markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown summary (fits a CI job summary) to this file.")] = None,
-    baseline: Annotated[Optional[Path], typer.Option(help="A --json report of an earlier run to compare with.")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(help="A JSON report of an earlier run (--json-file) to compare with.")] = None,
     tolerance: Annotated[float, typer.Option(help="Percent a figure may exceed the baseline before it counts as a regression.")] = 10.0,
 ) -> None:
     """Time the bundle's edge artifact on this device: latency, peak memory, bytes on the wire.
 
     Exit 0: measured; budgets and baseline hold. Exit 1: a budget is exceeded or a figure regressed. Exit 2: bad input.
     """
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .bench import BenchOptions, render_markdown, render_tables, run_bench, write_text
+    from .stage_progress import StageProgress
 
     options = BenchOptions(iterations=iterations, warmup=warmup, threads=threads, batch=batch, runtime=runtime,
                            baseline=baseline, tolerance_pct=tolerance)
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err_console, auto_refresh=False, transient=True)
-    tasks: dict[str, tuple[int, int]] = {}
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            for task, task_total in tasks.values():  # a new stage means the earlier ones are done
-                progress.update(task, completed=task_total)
-            tasks[stage] = (progress.add_task(stage, total=total), total)
-        progress.update(tasks[stage][0], completed=done, total=total)
-        progress.refresh()
-
-    with progress:
-        try:
-            report = run_bench(bundle, options, on_progress)
-        except SiftError as exc:
-            progress.stop()
-            fail(str(exc))
-    for table in render_tables(report):
-        console.print(table)
-    for note in report["notes"]:
-        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
-    if json_file is not None:
-        write_text(json_file, json.dumps(report, indent=2) + "\n")
-        console.print(f"wrote {escape(str(json_file))}", highlight=False)
-    if markdown_file is not None:
-        write_text(markdown_file, render_markdown(report))
-        console.print(f"wrote {escape(str(markdown_file))}", highlight=False)
+    try:
+        with StageProgress("bench") as progress:
+            report = run_bench(bundle, options, progress)
+    except SiftError as exc:
+        fail(str(exc))
+    if json_out:
+        print(json.dumps(report, indent=2))
+    else:
+        for table in render_tables(report):
+            console.print(table)
+        for note in report["notes"]:
+            console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+    for reason in report["timing_noise"]["reasons"]:
+        err_console.print(f"[bold yellow]warning:[/] noisy timing: {escape(reason)}", highlight=False, soft_wrap=True)
+    for path, text in ((json_file, json.dumps(report, indent=2) + "\n"), (markdown_file, render_markdown(report))):
+        if path is not None:
+            write_text(path, text)
+            err_console.print(f"wrote {escape(str(path))}", highlight=False)
     if not report["passed"]:
         for failure in report["failures"]:
             err_console.print(f"[bold red]bench failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 from .errors import SiftError
 
-INSTALL_FROM_CLONE = "pip install '.[{extra}]' in a sift-deploy clone (see the README's install section)"
+INSTALL_FROM_CLONE = "pip install './sift-deploy[{extra}]' (sift-deploy: a clone of the repository; see the README)"
 
 # command -> (extra, modules it imports from that extra)
 COMMAND_NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -94,6 +94,6 @@ def jetson_bundle(bundles_root) -> Path:
 def x86_run(x86_bundle, tmp_path_factory):
     """One bench run of the x86 bundle: (CliRunner result, JSON report, Markdown text, JSON path)."""
     out = tmp_path_factory.mktemp("x86-run")
-    result = invoke("bench", x86_bundle, *FEW, "--json", out / "bench.json", "--markdown", out / "bench.md")
+    result = invoke("bench", x86_bundle, *FEW, "--json-file", out / "bench.json", "--markdown", out / "bench.md")
     assert result.exit_code == 0, result.output
     return result, json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text(), out / "bench.json"

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from sift_deploy import __version__, checkpoint, inspect as inspect_module
 from sift_deploy.checkpoint import REFERENCE_CHECKPOINT, load_checkpoint
 from sift_deploy.cli import app
+from .conftest import error_output
 from sift_deploy.fileio import sha256_file
 
 runner = CliRunner()
@@ -23,7 +24,7 @@ def invoke(*args: str):
 
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
+    lines = error_output(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.output

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sift_deploy.cli import app
+from ..conftest import error_output
 from sift_deploy.export import export_bundle
 
 FEW = ("--iterations", "20", "--warmup", "2")
@@ -30,7 +31,7 @@ def invoke(*args):
 
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
+    lines = error_output(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and "Traceback" not in result.output
     for fragment in fragments:

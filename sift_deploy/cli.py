@@ -94,6 +94,7 @@ def train(
         fail(str(exc))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from .stage_progress import StageProgress
     from .train.loop import Recipe
     from .train.objective import ObjectiveWeights
     from .train.run import run_training
@@ -106,12 +107,14 @@ def train(
     # rich's live bar draws nothing into a log file (only its last state, at the end): there, print one plain
     # line per epoch instead.
     plain_log = not err_console.is_terminal
+    log_lines = StageProgress("train", disable=json_out or not plain_log)  # plain lines only: the bar is below
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=json_out or plain_log)
     epoch_sums: dict[str, float] = {}
     epoch_state = {"steps": 0, "done": 0, "started": time.perf_counter()}
     with progress:
         task = progress.add_task("train", total=None, info="loading data")
+        log_lines("loading data")
 
         def on_step(report) -> None:
             terms = " ".join(f"{k} {v:.3f}" for k, v in report.terms.items())
@@ -119,6 +122,7 @@ def train(
                             info=f"ep {report.epoch:.2f} loss {report.loss:.3f} {terms} acc {report.train_acc:.3f}")
             if not plain_log:
                 return
+            log_lines("training", report.step, report.total_steps)
             for key, value in {"loss": report.loss, **report.terms}.items():
                 epoch_sums[key] = epoch_sums.get(key, 0.0) + value
             epoch_state["steps"] += 1
@@ -214,7 +218,7 @@ def _parity_table(parity: dict, title: str):
 @app.command("export")
 def export_command(
     checkpoint: Annotated[Optional[Path], typer.Argument(metavar="CHECKPOINT", help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.", show_default=False)] = None,
-    target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a shipped profile name (see targets/), or a profile .toml path.")] = "x86",
+    target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a profile name from `sift-deploy targets`, or a profile .toml path.")] = "x86",
     precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or int8 (default: the profile's).")] = None,
     calib: Annotated[Optional[Path], typer.Option(help="Calibration images (.npz with 'images', or .npy); default: the committed set.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset to draw calibration images from (its train split) and to check parity on (its test split).")] = None,

@@ -44,6 +44,11 @@ def read_manifest(bundle_dir: Path) -> dict:
         raise SiftError(f"{bundle_dir} is a file; a bundle is the folder that `sift-deploy export` writes")
     path = bundle_dir / MANIFEST
     if not path.exists():
+        inner = sorted(p.name for p in bundle_dir.iterdir() if (p / MANIFEST).is_file())
+        if inner:
+            shown = ", ".join(inner[:3]) + (f" and {len(inner) - 3} more" if len(inner) > 3 else "")
+            raise SiftError(f"{bundle_dir} is a folder of bundles ({shown}); give one of them, "
+                            f"e.g. {bundle_dir / inner[0]}")
         raise SiftError(f"{bundle_dir} has no {MANIFEST}; it is not a complete sift-deploy bundle, re-export it")
     try:
         manifest = json.loads(path.read_text())

@@ -14,11 +14,15 @@ from rich.markup import escape
 
 from . import __version__
 from .errors import SiftError
+from .extras import missing_extra_message, needs_extra, require_extra
 
 app = typer.Typer(
     name="sift-deploy",
     help="Split, quantize and export SiftFunnel models for edge devices, and prove the deployed artifact keeps "
          "accuracy and privacy.",
+    epilog="[bold]Workflow:[/] [cyan]inspect[/] a checkpoint (or [cyan]train[/] one) -> pick a device in "
+           "[cyan]targets[/] -> [cyan]export --target rpi[/] writes a bundle -> [cyan]verify BUNDLE[/] and "
+           "[cyan]bench BUNDLE[/] on the device -> [cyan]check BUNDLE[/] in CI (accuracy and privacy gate).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -30,6 +34,21 @@ err_console = Console(stderr=True)
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def stand_in_choices() -> str:
+    """`--runtime` values, from the backends' stand-in declarations."""
+    from .backends import stand_in_runtimes
+
+    return "; ".join(f"{runtime} (for {', '.join(owners)} bundles)" for runtime, owners in stand_in_runtimes().items())
+
+
+def verdict(passed: bool, json_out: bool, why_pass: str, why_fail: str) -> None:
+    """The last line of export and verify: PASS or FAIL (on stderr when stdout carries JSON); exit 1 on FAIL."""
+    line = f"[bold green]PASS[/] {escape(why_pass)}" if passed else f"[bold red]FAIL[/] {escape(why_fail)}"
+    (err_console if json_out else console).print(line, highlight=False, soft_wrap=True)
+    if not passed:
+        raise typer.Exit(1)
 
 
 def _version(value: bool) -> None:
@@ -69,8 +88,13 @@ def train(
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train a SiftFunnel model (or its unprotected twin) and write a checkpoint plus metrics JSON."""
+    try:
+        require_extra("train")
+    except SiftError as exc:
+        fail(str(exc))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from .stage_progress import StageProgress
     from .train.loop import Recipe
     from .train.objective import ObjectiveWeights
     from .train.run import run_training
@@ -83,12 +107,14 @@ def train(
     # rich's live bar draws nothing into a log file (only its last state, at the end): there, print one plain
     # line per epoch instead.
     plain_log = not err_console.is_terminal
+    log_lines = StageProgress("train", disable=json_out or not plain_log)  # plain lines only: the bar is below
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=json_out or plain_log)
     epoch_sums: dict[str, float] = {}
     epoch_state = {"steps": 0, "done": 0, "started": time.perf_counter()}
     with progress:
         task = progress.add_task("train", total=None, info="loading data")
+        log_lines("loading data")
 
         def on_step(report) -> None:
             terms = " ".join(f"{k} {v:.3f}" for k, v in report.terms.items())
@@ -96,6 +122,7 @@ def train(
                             info=f"ep {report.epoch:.2f} loss {report.loss:.3f} {terms} acc {report.train_acc:.3f}")
             if not plain_log:
                 return
+            log_lines("training", report.step, report.total_steps)
             for key, value in {"loss": report.loss, **report.terms}.items():
                 epoch_sums[key] = epoch_sums.get(key, 0.0) + value
             epoch_state["steps"] += 1
@@ -122,6 +149,21 @@ def train(
                       soft_wrap=True, highlight=False)
 
 
+@app.command("targets")
+def targets_command(
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")] = False,
+) -> None:
+    """List the shipped device profiles: the backend each picks, its precisions and threads."""
+    from .profiles import describe_targets
+    from .render_targets import targets_table
+
+    rows = describe_targets()
+    if json_out:
+        print(json.dumps(rows, indent=2))
+    else:
+        console.print(targets_table(rows))
+
+
 @app.command("inspect")
 def inspect_command(
     checkpoint: Annotated[Optional[Path], typer.Argument(metavar="CHECKPOINT", help="A .safetensors checkpoint, or an official .pth with --arch (default: the shipped reference).", show_default=False)] = None,
@@ -130,10 +172,11 @@ def inspect_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")] = False,
 ) -> None:
     """Show a checkpoint's split: transmitted shape and bytes, edge/cloud params and MACs, and its metadata."""
-    from .inspect import inspect_checkpoint, render_inspection
-
     try:
-        doc = inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
+        with needs_extra("inspect"):
+            from .inspect import inspect_checkpoint, render_inspection
+
+            doc = inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
     except SiftError as exc:
         fail(str(exc))
     if json_out:
@@ -174,8 +217,8 @@ def _parity_table(parity: dict, title: str):
 
 @app.command("export")
 def export_command(
-    checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.")] = None,
-    target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a shipped profile name (see targets/), or a profile .toml path.")] = "x86",
+    checkpoint: Annotated[Optional[Path], typer.Argument(metavar="CHECKPOINT", help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.", show_default=False)] = None,
+    target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a profile name from `sift-deploy targets`, or a profile .toml path.")] = "x86",
     precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or int8 (default: the profile's).")] = None,
     calib: Annotated[Optional[Path], typer.Option(help="Calibration images (.npz with 'images', or .npy); default: the committed set.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset to draw calibration images from (its train split) and to check parity on (its test split).")] = None,
@@ -187,20 +230,23 @@ def export_command(
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
     sign: Annotated[Optional[Path], typer.Option("--sign", metavar="KEY", help="Sign the manifest with this private key (from `sift-deploy keygen`).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Let the runtimes' own log output (absl, oneDNN, XNNPACK, torch warnings) through.")] = False,
 ) -> None:
     """Split at the funnel, quantize and export the edge for a device, export the float cloud, check parity.
 
     Exit 0: bundle written and parity holds. Exit 1: bundle written but parity misses a bound. Exit 2: bad input.
     """
-    from .export import export_bundle
+    from .quiet_output import third_party_output_hidden
+    from .stage_progress import StageProgress
 
-    with err_console.status("exporting", spinner="dots") as status:
-        try:
+    try:
+        with third_party_output_hidden(hide=not verbose) as ours, needs_extra("export"), StageProgress("export", ours) as progress:
+            from .export import export_bundle
+
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
-                                    calib_count, arch=arch, on_stage=lambda s: status.update(s), sign_key=sign)
-        except SiftError as exc:
-            status.stop()
-            fail(str(exc))
+                                    calib_count, arch=arch, on_progress=progress, sign_key=sign)
+    except SiftError as exc:
+        fail(str(exc))
     manifest = outcome.manifest
     parity = manifest["parity"]
     if json_out:
@@ -216,14 +262,15 @@ def export_command(
     if not outcome.passed:
         for failure in parity["failures"]:
             err_console.print(f"[bold red]parity failed:[/] {failure}")
-        raise typer.Exit(1)
+    verdict(outcome.passed, json_out, f"bundle {outcome.bundle} written, parity holds",
+            f"bundle {outcome.bundle} written, but parity misses {len(parity.get('failures', []))} bound(s)")
 
 
 @app.command("verify")
 def verify_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by `sift-deploy export`.", show_default=False)],
     threads: Annotated[Optional[int], typer.Option(help="Runtime threads (default: the profile's).")] = None,
-    runtime: Annotated[Optional[str], typer.Option(help="Run a jetson bundle under onnxruntime as a labelled stand-in.")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help=f"Run under a stand-in runtime, labelled so: {stand_in_choices()}.")] = None,
     public_key: Annotated[Optional[Path], typer.Option("--public-key", metavar="PUB", help="Require a valid signature of the manifest by this public key.")] = None,
     require_parity: Annotated[bool, typer.Option("--require-parity", help="Fail (exit 2) when the bundle's runtime is missing here, instead of checking the files only.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
@@ -259,12 +306,13 @@ def verify_command(
     if not report["passed"]:
         for failure in report.get("parity", {}).get("failures", []):
             err_console.print(f"[bold red]parity failed:[/] {failure}")
-        raise typer.Exit(1)
+    problems = "files differ from the manifest" if report["file_problems"] else "parity misses a bound"
+    verdict(report["passed"], json_out, f"bundle {bundle} is intact and parity holds", f"bundle {bundle}: {problems}")
 
 
 @app.command("check")
 def check_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by `sift-deploy export`.", show_default=False)],
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset with the aux (attacker) and test (private) splits; default: Debian's Fashion-MNIST.")] = None,
     bounds: Annotated[Optional[Path], typer.Option(help="Bounds TOML (default: the shipped default-bounds.toml).")] = None,
     report_dir: Annotated[Path, typer.Option(help="Where check.json, check.md, check.junit.xml and reconstructions.png go.")] = Path("reports"),
@@ -281,10 +329,11 @@ def check_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .bounds import load_bounds
-    from .privacy.budget import AttackBudget
-
     try:
+        require_extra("check")
+        from .bounds import load_bounds
+        from .privacy.budget import AttackBudget
+
         limits = load_bounds(bounds)
         preset = AttackBudget.preset(budget)
         if report_dir.exists() and not report_dir.is_dir():
@@ -301,7 +350,7 @@ def check_command(
     except SiftError as exc:
         fail(str(exc))
     except ImportError as exc:
-        fail(f"check needs the check extra ({exc.name} is missing); pip install 'sift-deploy[check]'")
+        fail(missing_extra_message("check", exc.name or str(exc)))
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err_console, disable=json_out)
     tasks: dict[str, int] = {}
@@ -344,15 +393,16 @@ def check_command(
 
 @app.command("bench")
 def bench_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by `sift-deploy export`.", show_default=False)],
     iterations: Annotated[int, typer.Option(help="Timed inferences after warm-up.")] = 500,
     warmup: Annotated[int, typer.Option(help="Untimed inferences before timing.")] = 50,
     threads: Annotated[Optional[int], typer.Option(help="Runtime threads (default: the profile's, capped at the usable cores).")] = None,
     batch: Annotated[int, typer.Option(help="Images per inference call.")] = 1,
-    runtime: Annotated[Optional[str], typer.Option(help="onnxruntime: time a jetson bundle's Q/DQ ONNX on this CPU as a labelled stand-in.")] = None,
-    json_file: Annotated[Optional[Path], typer.Option("--json", help="Write the report (JSON, schema_version) to this file.")] = None,
+    runtime: Annotated[Optional[str], typer.Option(help=f"Time under a stand-in runtime, labelled so: {stand_in_choices()}.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report (JSON, schema_version) instead of tables.")] = False,
+    json_file: Annotated[Optional[Path], typer.Option("--json-file", help="Also write the JSON report to this file.")] = None,
     markdown_file: Annotated[Optional[Path], typer.Option("--markdown", help="Write a Markdown summary (fits a CI job summary) to this file.")] = None,
-    baseline: Annotated[Optional[Path], typer.Option(help="A --json report of an earlier run to compare with.")] = None,
+    baseline: Annotated[Optional[Path], typer.Option(help="A JSON report of an earlier run (--json-file) to compare with.")] = None,
     tolerance: Annotated[float, typer.Option(help="Percent a figure may exceed the baseline before it counts as a regression.")] = 10.0,
     server: Annotated[Optional[str], typer.Option("--server", help="Measure end to end against Triton serving this bundle (grpc://HOST:PORT or http://HOST:PORT).")] = None,
     clients: Annotated[int, typer.Option("--clients", help="With --server: concurrent clients in the throughput phase.")] = 1,
@@ -369,49 +419,34 @@ def bench_command(
 
         bench_server_command(bundle, server, clients, iterations, warmup, threads, json_file, markdown_file)
         return
-    from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .bench import BenchOptions, render_markdown, render_tables, run_bench, write_text
+    from .stage_progress import StageProgress
 
     options = BenchOptions(iterations=iterations, warmup=warmup, threads=threads, batch=batch, runtime=runtime,
                            baseline=baseline, tolerance_pct=tolerance)
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err_console, auto_refresh=False, transient=True)
-    tasks: dict[str, tuple[int, int]] = {}
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            for task, task_total in tasks.values():  # a new stage means the earlier ones are done
-                progress.update(task, completed=task_total)
-            tasks[stage] = (progress.add_task(stage, total=total), total)
-        progress.update(tasks[stage][0], completed=done, total=total)
-        progress.refresh()
-
     from .fileio import check_writable
 
     try:
         for path in (json_file, markdown_file):  # before the timing run, not after
             if path is not None:
                 check_writable(path, force=True)
+        with StageProgress("bench") as progress:
+            report = run_bench(bundle, options, progress)
     except SiftError as exc:
         fail(str(exc))
-    with progress:
-        try:
-            report = run_bench(bundle, options, on_progress)
-        except SiftError as exc:
-            progress.stop()
-            fail(str(exc))
-    for table in render_tables(report):
-        console.print(table)
-    for note in report["notes"]:
-        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
-    if json_file is not None:
-        write_text(json_file, json.dumps(report, indent=2) + "\n")
-        console.print(f"wrote {escape(str(json_file))}", highlight=False)
-    if markdown_file is not None:
-        write_text(markdown_file, render_markdown(report))
-        console.print(f"wrote {escape(str(markdown_file))}", highlight=False)
+    if json_out:
+        print(json.dumps(report, indent=2))
+    else:
+        for table in render_tables(report):
+            console.print(table)
+        for note in report["notes"]:
+            console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+    for reason in report["timing_noise"]["reasons"]:
+        err_console.print(f"[bold yellow]warning:[/] noisy timing: {escape(reason)}", highlight=False, soft_wrap=True)
+    for path, text in ((json_file, json.dumps(report, indent=2) + "\n"), (markdown_file, render_markdown(report))):
+        if path is not None:
+            write_text(path, text)
+            err_console.print(f"wrote {escape(str(path))}", highlight=False)
     if not report["passed"]:
         for failure in report["failures"]:
             err_console.print(f"[bold red]bench failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)

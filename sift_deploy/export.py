@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from . import __version__, wire
-from .backends import export_edge, open_cloud_runner, open_runner, runtime_versions
+from .backends import export_edge, get_backend, open_cloud_runner, open_runner, runtime_versions
 from .backends.base import CALIB_METHODS, ExportRequest
 from .bundle import PARITY_REFERENCE, read_manifest, write_manifest
 from .backends.torch.runner import torch_outputs
@@ -35,6 +35,7 @@ from .serve.repository import write_model_repository
 from .serve.settings import settings_of_profile
 
 PARITY_REFERENCE_COUNT = 256
+FLOAT_REFERENCE_CHUNK = 1000
 
 
 @dataclass
@@ -103,9 +104,15 @@ def _artifact_entry(result, role: str) -> dict:
     return {"artifact": result.io[role]} if role in result.io else {}
 
 
-def _float_reference(model, inputs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    z = torch_outputs(model.edge, inputs)
-    return z, torch_outputs(model.cloud, z)
+def _float_reference(model, inputs: np.ndarray, report: Callable[[int, int], None]) -> tuple[np.ndarray, np.ndarray]:
+    """z and logits of the float model, in chunks so that a long run reports its progress."""
+    zs, logits = [], []
+    for start in range(0, len(inputs), FLOAT_REFERENCE_CHUNK):
+        z = torch_outputs(model.edge, inputs[start:start + FLOAT_REFERENCE_CHUNK])
+        zs.append(z)
+        logits.append(torch_outputs(model.cloud, z))
+        report(start + len(z), len(inputs))
+    return np.concatenate(zs), np.concatenate(logits)
 
 
 def export_bundle(
@@ -121,12 +128,17 @@ def export_bundle(
     calib_count: int = CALIBRATION_COUNT,
     parity_on_test_split: bool = True,
     arch: str | None = None,
-    on_stage: Callable[[str], None] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
     sign_key: Path | None = None,
 ) -> ExportOutcome:
+    """on_progress(stage, done, total) hears what runs (total 0: a stage without a count)."""
     from .checkpoint import load_checkpoint
 
-    stage = on_stage or (lambda _: None)
+    progress = on_progress or (lambda *_: None)
+
+    def stage(name: str) -> None:
+        progress(name, 0, 0)
+
     if output is not None:  # an unwritable output fails now, not after minutes of export and parity
         _check_output(Path(output), force)
     signer = None
@@ -148,22 +160,26 @@ def export_bundle(
     model, spec = ckpt.model, ckpt.spec
     output = Path(output) if output is not None else default_output(spec.arch, profile, precision)
     _check_output(output, force)
-    stage("preparing calibration data")
+    stage("reading calibration images")
     calib_images, calib_info = _calibration(calib, data_dir, spec.in_channels, calib_count, seed)
     try:
         calib_inputs = model_input(calib_images, spec.input_size, ckpt.mean, ckpt.std)
     except SiftError as exc:  # say which images: fit_to_size does not know they are the calibration set
         raise SiftError(f"calibration images in {calib_info['source']}: {exc}") from exc
     calib_info["method"] = calib_method
+    stage("reading parity images")
     parity_images, parity_labels, parity_source = _parity_images(data_dir, parity_on_test_split)
     parity_inputs = model_input(parity_images, spec.input_size, ckpt.mean, ckpt.std)
-    z_calib, _ = _float_reference(model, calib_inputs)
-    z_ref, logits_ref = _float_reference(model, parity_inputs)
+    z_calib, _ = _float_reference(model, calib_inputs, lambda done, total: progress(
+        f"running the float model on {total:,} calibration images", done, total))
+    z_ref, logits_ref = _float_reference(model, parity_inputs, lambda done, total: progress(
+        f"running the float model on {total:,} parity images", done, total))
     pred_ref = logits_ref.argmax(1)
     wire_params = wire.fit_wire_quantization(z_calib)
 
     with atomic_dir(output, force=force) as tmp:
-        stage(f"exporting the edge with {profile.backend} ({precision})")
+        calibrated = f", {calib_method} calibration on {len(calib_inputs)} images" if precision == "int8" else ""
+        stage(f"exporting the edge with {get_backend(profile.backend).label} ({precision}{calibrated})")
         started = time.perf_counter()
         request = ExportRequest(edge=model.edge.eval(), input_shape=spec.input_shape, precision=precision,
                                 calibration=calib_inputs, calib_method=calib_method, out_dir=tmp,
@@ -208,11 +224,12 @@ def export_bundle(
                        "seed": seed},
             "versions": {"python": platform.python_version(), **runtime_versions(profile.backend)},
         }
-        stage("checking parity against the float model")
         runner = open_runner(tmp, manifest, threads=profile.threads, fallback=True)
+        parity_stage = f"checking parity on {len(parity_inputs):,} images ({runner.name})"
         with runner, open_cloud_runner(tmp, manifest) as cloud:
             parity = deployed_parity(runner, cloud, parity_inputs, z_ref, pred_ref,
-                                     parity_labels, vars(profile.parity[precision]), wire_params)
+                                     parity_labels, vars(profile.parity[precision]), wire_params,
+                                     on_batch=lambda done, total: progress(parity_stage, done, total))
         parity["source"] = parity_source
         parity["runtime"] = runner.name
         manifest["parity"] = parity

@@ -7,6 +7,8 @@ model. The int8-on-the-wire variant sends the exported z through the bundle's wi
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from . import wire
@@ -70,9 +72,18 @@ def compare(
 
 def deployed_parity(runner, cloud, inputs: np.ndarray, z_ref: np.ndarray, pred_ref: np.ndarray,
                     labels: np.ndarray | None, thresholds: dict | None, wire_params: dict | None,
-                    batch: int = 256) -> dict:
-    """Run the exported edge and the float cloud (active runners; `cloud` may be None) and compare."""
-    z_dep = run_in_batches(runner.infer, inputs, batch)
+                    batch: int = 256, on_batch: Callable[[int, int], None] | None = None) -> dict:
+    """Run the exported edge and the float cloud (active runners; `cloud` may be None) and compare.
+    `on_batch(done, total)` hears of every batch of images the edge has run."""
+    def edge(x: np.ndarray) -> np.ndarray:
+        z = runner.infer(x)
+        if on_batch is not None:
+            edge.done += len(x)
+            on_batch(edge.done, len(inputs))
+        return z
+
+    edge.done = 0
+    z_dep = run_in_batches(edge, inputs, batch)
     logits_dep = run_in_batches(cloud.infer, z_dep, batch) if cloud is not None else None
     logits_wire = None
     if cloud is not None and wire_params is not None:

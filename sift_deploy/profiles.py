@@ -93,3 +93,15 @@ def load_profile(target: str) -> Profile:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SiftError(f"profile {path} is not valid TOML: {exc}") from exc
     return parse_profile(doc, str(path))
+
+
+def describe_targets() -> list[dict]:
+    """One row per shipped profile, for `sift-deploy targets`: what `--target NAME` picks."""
+    aliases = {name: alias for alias, name in ALIASES.items()}
+    rows = []
+    for name in available_targets():
+        profile = load_profile(name)
+        rows.append({"name": profile.name, "alias": aliases.get(name), "backend": profile.backend,
+                     "precisions": list(profile.precisions), "default_precision": profile.default_precision,
+                     "threads": profile.threads, "description": profile.description, "file": profile.source})
+    return rows

@@ -78,9 +78,13 @@ def junit(report: dict) -> str:
     return ET.tostring(ET.ElementTree(suite).getroot(), encoding="unicode", xml_declaration=True) + "\n"
 
 
-def grid_png(rows: dict[str, np.ndarray], path: Path, scale: int = 3) -> None:
-    """One labelled row per entry of `rows`: images (N, C, S, S) in [0, 1]."""
+def grid_png(rows: dict[str, np.ndarray], path: Path, scale: int = 3, ssim: dict[str, float] | None = None) -> None:
+    """One labelled row per entry of `rows`: images (N, C, S, S) in [0, 1]. A row named in `ssim`
+    shows its SSIM under the label, and the PNG carries it as a text chunk `SSIM <label>`."""
     from PIL import Image, ImageDraw
+    from PIL.PngImagePlugin import PngInfo
+
+    ssim = ssim or {}
 
     label_w, pad = 260, 4
     first = next(iter(rows.values()))
@@ -90,13 +94,18 @@ def grid_png(rows: dict[str, np.ndarray], path: Path, scale: int = 3) -> None:
     for r, (label, images) in enumerate(rows.items()):
         y = pad + r * (side + pad)
         draw.text((4, y + side // 2 - 6), label, fill="black")
+        if label in ssim:
+            draw.text((4, y + side // 2 + 8), f"SSIM {ssim[label]:.3f}", fill="black")
         for i in range(n):
             img = np.clip(images[i], 0, 1)
             img = (img.transpose(1, 2, 0) * 255).astype(np.uint8)
             tile = Image.fromarray(img[..., 0] if img.shape[-1] == 1 else img).resize((side, side), Image.NEAREST)
             canvas.paste(tile.convert("RGB"), (label_w + i * (side + pad), y))
+    info = PngInfo()
+    for label, value in ssim.items():
+        info.add_text(f"SSIM {label}", f"{value:.4f}")
     with atomic_file(path, force=True) as tmp:
-        canvas.save(tmp, format="PNG")
+        canvas.save(tmp, format="PNG", pnginfo=info)
 
 
 def write_reports(report: dict, grid: dict[str, np.ndarray], out_dir: Path) -> dict[str, str]:

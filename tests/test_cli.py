@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from sift_deploy import __version__, checkpoint, inspect as inspect_module
 from sift_deploy.checkpoint import REFERENCE_CHECKPOINT, load_checkpoint
 from sift_deploy.cli import app
+from .conftest import error_output
 from sift_deploy.fileio import sha256_file
 
 runner = CliRunner()
@@ -23,7 +24,7 @@ def invoke(*args: str):
 
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
+    lines = error_output(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.output
@@ -153,6 +154,9 @@ def test_train_tiny_run_then_refuses_to_overwrite(fashion_mnist_subset, tmp_path
     assert epoch_lines[1].startswith("epoch 1.50/6 step 3/3 loss ")
     for term in ("task", "dcor2", "l1", "pearson", "train_acc", "elapsed"):
         assert term in epoch_lines[0]
+    stage_lines = [line for line in result.stderr.splitlines() if line.startswith("train: ")]
+    assert stage_lines == ["train: loading data", "train: training", "train: training 1/3", "train: training 2/3",
+                           "train: training 3/3"], result.stderr
 
     ckpt = load_checkpoint(out)
     assert ckpt.metadata["dataset"]["source"] == str(fashion_mnist_subset)

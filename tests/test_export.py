@@ -37,6 +37,7 @@ from sift_deploy.fileio import sha256_file
 from sift_deploy.models import ModelSpec, build_model
 from sift_deploy.profiles import TARGETS_DIR, load_profile
 from sift_deploy.verify import verify_bundle
+from .conftest import error_output
 
 pytestmark = [
     # torch.export inside litert-torch warns about its own internals (LeafSpec, Enum constants)
@@ -365,7 +366,7 @@ def test_a_failure_in_the_final_rename_restores_the_old_bundle(reference_int8, t
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
+    lines = error_output(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     for fragment in fragments:
@@ -513,7 +514,7 @@ def test_console_script_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "sift_deploy", "export", "--target", "toaster", "-o", str(tmp_path / "out")],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+    lines = error_output(proc.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: unknown target 'toaster'"), proc.stderr
     assert proc.stdout == "" and list(tmp_path.iterdir()) == []
 

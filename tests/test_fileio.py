@@ -90,7 +90,7 @@ def test_check_fails_before_the_attacks(where, tmp_path):
     assert_one_line_error(result, "cannot write", str(report_dir))
 
 
-@pytest.mark.parametrize("option", ["--json", "--markdown"])
+@pytest.mark.parametrize("option", ["--json-file", "--markdown"])
 def test_bench_fails_before_timing(option, tmp_path):
     path = unwritable_outputs(tmp_path)["proc"] / "bench.out"
     result = invoke("bench", tmp_path / "no-bundle-needed", option, path)

@@ -219,3 +219,26 @@ def test_wrong_backend_option(tmp_path, old, new, fragment):
 def test_backend_specific_options_pass_through(tmp_path):
     profile = load_profile(_write(tmp_path, X86_TOML.replace("[backend_options]\n", "[backend_options]\nrewrite = false\n", 1)))
     assert profile.backend_options == {"opset": 17, "layout": "NCHW", "rewrite": False}
+
+
+def test_the_readme_documents_a_valid_profile():
+    """The profile format shown in the README parses as a profile (the docs cannot drift from the schema)."""
+    import re
+    import tomllib
+
+    from sift_deploy.profiles import parse_profile
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Device profiles", 1)[1]
+    block = re.search(r"```toml\n(.*?)```", section, re.S).group(1)
+    profile = parse_profile(tomllib.loads(block), "README.md")
+    assert (profile.name, profile.backend, profile.threads, profile.precisions) == ("rpi4", "litert", 4, ("fp32", "int8"))
+
+
+def test_describe_targets_matches_the_shipped_files():
+    from sift_deploy.profiles import available_targets, describe_targets
+
+    rows = describe_targets()
+    assert [row["name"] for row in rows] == available_targets()
+    assert {row["alias"]: row["backend"] for row in rows if row["alias"]} == {
+        "x86": "onnxruntime", "rpi": "litert", "jetson": "tensorrt"}

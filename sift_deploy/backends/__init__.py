@@ -44,6 +44,15 @@ def export_targets() -> tuple[str, ...]:
     return tuple(name for name, backend in _load_registry().items() if backend.exports)
 
 
+def stand_in_runtimes() -> dict[str, list[str]]:
+    """Runtime name -> the backends whose bundles it may run as a labelled stand-in (`--runtime`)."""
+    found: dict[str, list[str]] = {}
+    for name, backend in _load_registry().items():
+        for runtime in backend.stand_ins:
+            found.setdefault(runtime, []).append(name)
+    return found
+
+
 def get_backend(name: str) -> Backend:
     registry = _load_registry()
     if name not in registry:
@@ -80,4 +89,5 @@ def runtime_versions(backend: str) -> dict[str, str]:
 
 
 __all__ = ["Artifacts", "Backend", "ExportRequest", "ExportResult", "Runner", "backends", "export_edge",
-           "export_targets", "get_backend", "open_cloud_runner", "open_runner", "register", "runtime_versions"]
+           "export_targets", "get_backend", "open_cloud_runner", "open_runner", "register", "runtime_versions",
+           "stand_in_runtimes"]

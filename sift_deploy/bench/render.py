@@ -128,7 +128,7 @@ def render_markdown(report: dict) -> str:
     verdict = "PASS" if report["passed"] else "FAIL"
     lines = [f"### sift-deploy bench: {verdict}", "", f"**{title(report)}**", ""]
     if report["runtime"]["kind"] == STAND_IN:
-        lines += [f"> **Stand-in:** {report['runtime']['label']}. These are not measurements of the target device.", ""]
+        lines += [f"> **Stand-in:** {report['runtime']['label'].removeprefix(f'{STAND_IN}: ')}. These are not measurements of the target device.", ""]
     for failure in report["failures"]:
         lines.append(f"- :x: {failure}")
     if report["failures"]:

@@ -19,6 +19,7 @@ from ..errors import SiftError
 from .baseline import check_baseline_identity, compare_baseline, load_baseline
 from .budgets import check_budgets, failures_of
 from .memory_probe import probe_memory
+from .noise import load_average, timing_noise
 from .options import BenchOptions
 from .provenance import provenance
 from .statistics import latency_stats, usable_cores
@@ -115,8 +116,10 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
     batches = cycled_batches(inputs, options.batch)
     import_ms = time_imports(get_backend(options.runtime if stand_in else backend).runtime_modules)
     progress("loading the artifact", 0, 1)
+    load_before = load_average()
     try:
         timing = time_runner(runner, batches, options.iterations, options.warmup, progress)
+        load_after = load_average()
         versions = {k: str(v) for k, v in runner.versions().items()}
         progress("measuring features", 0, 1)
         z = np.concatenate([runner.infer(inputs[i:i + FEATURE_BATCH]) for i in range(0, len(inputs), FEATURE_BATCH)])
@@ -126,7 +129,8 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
     finally:
         runner.deactivate()
     if stand_in:
-        notes.append(f"STAND-IN: {label}. These figures are not measurements of the {manifest.get('target')} device.")
+        what = label.removeprefix(f"{STAND_IN}: ")  # the backend's label may say "stand-in" already
+        notes.append(f"STAND-IN: {what}. These figures are not measurements of the {manifest.get('target')} device.")
 
     features = features_on_the_wire(bundle_dir, manifest, z, threads, pred_ref, labels)
     artifact = runner.loader.name
@@ -159,6 +163,8 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
         "torch_imported": sys.modules.get("torch") is not None,
         "notes": notes,
     }
+    report["timing_noise"] = timing_noise(load_before, load_after, usable_cores(), threads,
+                                          report["latency"]["p50_ms"], report["latency"]["p99_ms"])
     report["budgets"] = check_budgets(profile, report)
     report["baseline"] = (compare_baseline(baseline, report, options.tolerance_pct, options.baseline)
                           if baseline is not None else None)

@@ -182,6 +182,17 @@ class Provenance(Part):
     load_average_1_5_15: list[float] | None
 
 
+class TimingNoise(Part):
+    """Whether other work competed with the timed loop (bench warns; the run still counts)."""
+
+    load_average_before: list[float] | None = Field(description="1/5/15-minute load average before the timed loop")
+    load_average_after: list[float] | None
+    cores_usable: Positive
+    p99_over_p50: float | None
+    noisy: bool = Field(description="busy before timing, or p99/p50 above 10")
+    reasons: list[str]
+
+
 class BudgetItem(Part):
     figure: str
     budget: str = Field(description="the profile's budget key, e.g. latency_p50_ms")
@@ -233,6 +244,7 @@ class BenchReport(Document):
     provenance: Provenance
     torch_imported: bool
     notes: list[str]
+    timing_noise: TimingNoise | None = Field(default=None, description="absent in reports of earlier versions")
     budgets: Budgets
     baseline: BaselineComparison | None
     failures: list[str]

@@ -109,7 +109,7 @@ def test_a_new_runtime_is_one_package_and_one_registration(tmp_path):
     result = cli.invoke(app, ["verify", str(bundle), "--json"])
     assert result.exit_code == 0, result.output
     report_file = tmp_path / "bench.json"
-    result = cli.invoke(app, ["bench", str(bundle), "--iterations", "5", "--warmup", "1", "--json", str(report_file)])
+    result = cli.invoke(app, ["bench", str(bundle), "--iterations", "5", "--warmup", "1", "--json-file", str(report_file)])
     assert result.exit_code == 0, result.output
     report = json.loads(report_file.read_text())
     assert report["runtime"]["name"] == "onnx-reference" and report["runtime"]["label"] == REFERENCE_EVALUATOR.label

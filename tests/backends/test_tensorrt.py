@@ -9,6 +9,7 @@ edge on the committed held-out real images.
 from __future__ import annotations
 
 import copy
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -241,6 +242,52 @@ def test_lint_catches_a_lone_quantize(qdq_model):
                 node.input[i] = q.output[0]
     model.graph.node.remove(dq)
     assert "q-dq-pair" in _rules(model)
+
+
+def _activation_dq_users(model) -> set[str]:
+    inits = {t.name for t in model.graph.initializer}
+    producers = {o: n for n in model.graph.node for o in n.output}
+    users = set()
+    for dq in (n for n in model.graph.node if n.op_type == "DequantizeLinear"):
+        q = producers.get(dq.input[0])
+        if dq.input[0] in inits or (q is not None and q.input[0] in inits):
+            continue  # a weight
+        users |= {n.op_type for n in model.graph.node if dq.output[0] in n.input}
+    return users
+
+
+def test_qdq_pairs_sit_only_where_int8_is_read(qdq_model):
+    """NVIDIA's explicit-quantization placement: on Conv inputs, never on a conv output read by Sigmoid/Relu/Add/Mul."""
+    assert _activation_dq_users(qdq_model) == {"Conv"}
+
+
+def test_lint_catches_qdq_on_a_conv_output_that_feeds_a_float_op(qdq_model):
+    model = copy.deepcopy(qdq_model)
+    sigmoid = next(n for n in model.graph.node if n.op_type == "Sigmoid")
+    template = _first(model, "QuantizeLinear", activation=True)  # reuse a valid scale and zero-point
+    tensor = sigmoid.input[0]
+    q = helper.make_node("QuantizeLinear", [tensor, template.input[1], template.input[2]], [tensor + "_q"], name="q_on_output")
+    dq = helper.make_node("DequantizeLinear", [tensor + "_q", template.input[1], template.input[2]], [tensor + "_dq"],
+                          name="dq_on_output")
+    sigmoid.input[0] = tensor + "_dq"
+    position = list(model.graph.node).index(sigmoid)
+    model.graph.node.insert(position, dq)
+    model.graph.node.insert(position, q)
+    violations = [v for v in lint(model, "8.5.2") if v.rule == "qdq-placement"]
+    assert [v.node for v in violations] == ["dq_on_output"] and "Sigmoid" in violations[0].message
+
+
+POLYGRAPHY = shutil.which("polygraphy") or shutil.which("polygraphy", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(POLYGRAPHY is None, reason="polygraphy is not installed (pip install './sift-deploy[jetson]')")
+def test_polygraphy_lint_passes_on_every_jetson_onnx(reference_bundle):
+    bundle = reference_bundle("jetson")
+    models = sorted(bundle.glob("*.onnx"))
+    assert {m.name for m in models} == {"edge.onnx", "edge.int8.qdq.onnx", "cloud.onnx"}
+    for model in models:
+        proc = subprocess.run([POLYGRAPHY, "check", "lint", str(model)], capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0 and "PASSED" in proc.stdout + proc.stderr, (model.name, proc.stdout + proc.stderr)
 
 
 def test_onnxruntime_default_int8_is_not_tensorrt_ready(edge_case, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sift_deploy.cli import app
+from ..conftest import error_output
 from sift_deploy.export import export_bundle
 
 FEW = ("--iterations", "20", "--warmup", "2")
@@ -30,7 +31,7 @@ def invoke(*args):
 
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
+    lines = error_output(result.stderr)
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and "Traceback" not in result.output
     for fragment in fragments:
@@ -94,6 +95,6 @@ def jetson_bundle(bundles_root) -> Path:
 def x86_run(x86_bundle, tmp_path_factory):
     """One bench run of the x86 bundle: (CliRunner result, JSON report, Markdown text, JSON path)."""
     out = tmp_path_factory.mktemp("x86-run")
-    result = invoke("bench", x86_bundle, *FEW, "--json", out / "bench.json", "--markdown", out / "bench.md")
+    result = invoke("bench", x86_bundle, *FEW, "--json-file", out / "bench.json", "--markdown", out / "bench.md")
     assert result.exit_code == 0, result.output
     return result, json.loads((out / "bench.json").read_text()), (out / "bench.md").read_text(), out / "bench.json"

@@ -36,7 +36,7 @@ def test_slower_than_baseline_fails_and_names_the_figure(x86_run, x86_bundle, tm
     doc["latency"]["p50_ms"] = x86_run[1]["latency"]["p50_ms"] / 20
     path = tmp_path / "fast-baseline.json"
     path.write_text(json.dumps(doc))
-    result = invoke("bench", x86_bundle, *FEW, "--baseline", path, "--json", tmp_path / "new.json")
+    result = invoke("bench", x86_bundle, *FEW, "--baseline", path, "--json-file", tmp_path / "new.json")
     assert result.exit_code == 1, result.output
     assert "latency p50 regressed" in result.stderr and "tolerance 10%" in result.stderr
     new = json.loads((tmp_path / "new.json").read_text())

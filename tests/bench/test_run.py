@@ -22,7 +22,7 @@ from .conftest import FEW, assert_one_line_error, invoke, needs_litert, run_bloc
 
 def _no_torch_bench(bundle, tmp_path) -> dict:
     out = tmp_path / "bench.json"
-    proc = run_blocked(["bench", bundle, *FEW, "--json", out])
+    proc = run_blocked(["bench", bundle, *FEW, "--json-file", out])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "TORCH_MODULES=[]" in proc.stderr
     doc = json.loads(out.read_text())
@@ -48,7 +48,7 @@ def test_bench_runs_without_torch_rpi(rpi_bundle, tmp_path):
 def test_wire_accuracy_is_skipped_with_a_reason_without_onnxruntime(rpi_bundle, tmp_path):
     """A Pi with only ai-edge-litert: bench runs, and the int8-on-the-wire accuracy says why it is absent."""
     out = tmp_path / "bench.json"
-    proc = run_blocked(["bench", rpi_bundle, *FEW, "--json", out], blocked=["onnxruntime"])
+    proc = run_blocked(["bench", rpi_bundle, *FEW, "--json-file", out], blocked=["onnxruntime"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     acc = json.loads(out.read_text())["features"]["wire_accuracy"]
     assert set(acc) == {"skipped"} and "onnxruntime is not installed" in acc["skipped"]
@@ -68,7 +68,7 @@ def test_jetson_without_tensorrt_points_at_the_stand_in(jetson_bundle):
 
 
 def test_jetson_stand_in_is_labelled_everywhere(jetson_bundle, tmp_path):
-    result = invoke("bench", jetson_bundle, *FEW, "--runtime", "onnxruntime", "--json", tmp_path / "b.json",
+    result = invoke("bench", jetson_bundle, *FEW, "--runtime", "onnxruntime", "--json-file", tmp_path / "b.json",
                     "--markdown", tmp_path / "b.md")
     assert result.exit_code == 0, result.output  # budgets are not checked for a stand-in
     doc = json.loads((tmp_path / "b.json").read_text())
@@ -132,7 +132,7 @@ def test_missing_litert_names_the_extra(rpi_bundle):
 def test_batch_larger_than_the_reference_set(x86_bundle, tmp_path):
     """Batches cycle through the 256 real images (tiled past 256); per-image figures follow the batch."""
     result = invoke("bench", x86_bundle, "--iterations", "3", "--warmup", "1", "--batch", "300",
-                    "--json", tmp_path / "b.json")
+                    "--json-file", tmp_path / "b.json")
     assert result.exit_code == 0, result.output  # budgets do not apply beyond batch 1
     doc = json.loads((tmp_path / "b.json").read_text())
     parse_document(BenchReport, doc, "the batch-300 report")

@@ -163,7 +163,7 @@ def test_kill_9_mid_load_fails_fast_in_one_line_and_a_restart_serves(needs_trito
 def test_bench_server_splits_latency_and_counts_bytes(triton, serve_bundle, tmp_path):
     out = tmp_path / "e2e.json"
     result = invoke("bench", serve_bundle, "--server", triton.client_url("grpc"), "--clients", "4",
-                    "--iterations", "30", "--warmup", "3", "--json", out)
+                    "--iterations", "30", "--warmup", "3", "--json-file", out)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     split = report["latency"]["split"]

@@ -17,6 +17,6 @@ BACKEND = Backend(
     package=__name__,
     packages=("ai-edge-litert", "litert-torch", "tflite-runtime"),
     runtime_modules=(("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),),
-    install_hint="pip install 'sift-deploy[rpi]' (ai-edge-litert) on the Pi, or 'sift-deploy[rpi-export]' to export",
+    install_hint="pip install './sift-deploy[rpi]' (ai-edge-litert) on the Pi, or './sift-deploy[rpi-export]' to export",
     precisions=("fp32", "fp16", "int8"),
 )

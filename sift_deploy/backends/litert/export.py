@@ -66,7 +66,7 @@ from ..base import ExportRequest, ExportResult, artifact_tensor
 
 SUPPORTED_PRECISIONS = ("fp32", "fp16", "int8")
 LAYOUTS = ("NCHW", "NHWC")
-INSTALL_HINT = "pip install 'sift-deploy[rpi-export]'"
+INSTALL_HINT = "pip install './sift-deploy[rpi-export]'"
 CALIBRATION_BATCH = 64
 # Activation observer eps: the smallest scale an activation may get. litert-torch's default is
 # 2**-12, which would cap the resolution of small features (z of an untrained edge peaks near

@@ -17,7 +17,7 @@ import numpy as np
 from ...errors import SiftError
 from ..base import Artifacts, Loader, Runner
 
-INSTALL_HINT = "pip install 'sift-deploy[rpi]' (ai-edge-litert)"
+INSTALL_HINT = "pip install './sift-deploy[rpi]' (ai-edge-litert)"
 
 
 def _interpreter_class():

@@ -13,6 +13,6 @@ BACKEND = Backend(
     package=__name__,
     packages=("onnxruntime", "onnx"),
     runtime_modules=(("onnxruntime",),),
-    install_hint="pip install 'sift-deploy[x86]'",
+    install_hint="pip install './sift-deploy[x86]'",
     precisions=("fp32", "fp16", "int8"),
 )

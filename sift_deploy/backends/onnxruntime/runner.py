@@ -9,7 +9,7 @@ from ...errors import SiftError
 from ..base import Artifacts, Loader, Runner
 
 INPUT_NAME = "input"
-INSTALL_HINT = "pip install 'sift-deploy[x86]' (onnxruntime)"
+INSTALL_HINT = "pip install './sift-deploy[x86]' (onnxruntime)"
 
 
 def session_options(threads: int = 1, optimize: bool = True):

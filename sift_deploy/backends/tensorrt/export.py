@@ -125,7 +125,11 @@ def quantize_qdq(src: Path, dst: Path, amax: dict[str, float], work: Path, op_ty
                         calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=str(cache),
                         op_types_to_quantize=op_types, nodes_to_exclude=list(exclude),
                         extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
-                                       "QuantizeBias": False, "AddQDQPairToWeight": True})
+                                       "QuantizeBias": False, "AddQDQPairToWeight": True,
+                                       # NVIDIA's explicit-quantization guidance: Q/DQ on the inputs of the
+                                       # int8 ops only; a conv's output is quantized where the next op
+                                       # reads int8 (as that op's input), never for Sigmoid / Add / Mul.
+                                       "OpTypesToExcludeOutputQuantization": list(op_types)})
     onnx.checker.check_model(onnx.load(str(dst)))
 
 

@@ -15,6 +15,10 @@ Rules (TensorRT developer guide, "Explicit quantization"; onnx-tensorrt operator
   Conv, 1 for ConvTranspose).
 - `q-dq-pair`: a QuantizeLinear feeds only DequantizeLinear nodes, and a DequantizeLinear reads a
   QuantizeLinear or a constant int8 initializer.
+- `qdq-placement`: an activation's DequantizeLinear feeds only ops that read int8 (Conv,
+  ConvTranspose, MatMul, Gemm). NVIDIA's guidance: Q/DQ go on the inputs of quantizable ops; a
+  pair on a weighted layer's output that feeds Sigmoid, Relu, Add or Mul makes TensorRT compute that
+  op from a rounded tensor and often blocks its fusion into the layer.
 
 Needs only the `onnx` package; runs on any machine.
 """
@@ -32,6 +36,7 @@ MAX_OPSET = {8: 17, 9: 17, 10: 20}  # TensorRT major -> highest ONNX opset its p
 MIN_PER_CHANNEL_OPSET = 13
 STANDARD_DOMAINS = ("", "ai.onnx")
 WEIGHT_AXIS = {"Conv": 0, "ConvTranspose": 1}
+INT8_CONSUMERS = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,12 @@ def lint(model, trt_version: str | None = None, max_opset: int | None = None) ->
                     found.append(Violation("weight-axis", label, data,
                                            f"per-channel weight quantization on axis {axis}; {user.op_type} needs axis {want}"))
 
+        if node.op_type == "DequantizeLinear" and not is_weight:
+            float_users = sorted({u.op_type for u in consumers.get(node.output[0], []) if u.op_type not in INT8_CONSUMERS})
+            if float_users:
+                found.append(Violation("qdq-placement", label, data,
+                                       f"Q/DQ on a tensor that {', '.join(float_users)} reads in float; quantize only "
+                                       f"the inputs of {', '.join(INT8_CONSUMERS)}"))
         if node.op_type == "QuantizeLinear":
             bad = [u for u in consumers.get(node.output[0], []) if u.op_type != "DequantizeLinear"]
             if bad or node.output[0] in {o.name for o in graph.output}:

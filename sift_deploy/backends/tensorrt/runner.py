@@ -59,7 +59,7 @@ class TensorRTRunner(Runner):
         try:
             from polygraphy.backend.trt import EngineFromBytes, TrtRunner
         except ImportError as exc:
-            raise SiftError("running a TensorRT engine needs polygraphy: pip install 'sift-deploy[jetson]'") from exc
+            raise SiftError("running a TensorRT engine needs polygraphy: pip install './sift-deploy[jetson]'") from exc
         import tensorrt as trt
 
         data = self.loader.read_bytes()

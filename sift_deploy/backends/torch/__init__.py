@@ -9,5 +9,5 @@ BACKEND = Backend(
     package=__name__,
     packages=("torch",),
     runtime_modules=(("torch",),),
-    install_hint="pip install torch==2.13.0 'sift-deploy[export]'",
+    install_hint="pip install torch==2.13.0 './sift-deploy[export]'",
 )

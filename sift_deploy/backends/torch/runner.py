@@ -28,7 +28,7 @@ def available() -> tuple[bool, str]:
     try:
         import torch  # noqa: F401
     except ImportError:
-        return False, "torch is not installed; pip install torch==2.13.0 'sift-deploy[export]'"
+        return False, "torch is not installed; pip install torch==2.13.0 './sift-deploy[export]'"
     return True, "torch"
 
 

@@ -108,6 +108,15 @@ def grid_png(rows: dict[str, np.ndarray], path: Path, scale: int = 3, ssim: dict
         canvas.save(tmp, format="PNG", pnginfo=info)
 
 
+def row_ssim(grid: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean SSIM of each reconstruction row of the grid against its first row (the originals)."""
+    from .privacy.metrics import score_images
+
+    rows = iter(grid.items())
+    _, original = next(rows)
+    return {label: float(score_images(original[:len(images)], images).metric("ssim").mean()) for label, images in rows}
+
+
 def write_reports(report: dict, grid: dict[str, np.ndarray], out_dir: Path) -> dict[str, str]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -116,5 +125,5 @@ def write_reports(report: dict, grid: dict[str, np.ndarray], out_dir: Path) -> d
     for key, text in (("json", json.dumps(report, indent=2) + "\n"), ("markdown", markdown(report)), ("junit", junit(report))):
         with atomic_file(paths[key], force=True) as tmp:
             tmp.write_text(text)
-    grid_png(grid, paths["png"])
+    grid_png(grid, paths["png"], ssim=row_ssim(grid))
     return {k: str(v) for k, v in paths.items()}

@@ -240,3 +240,47 @@ def test_train_mode_reaches_both_halves():
     assert model.edge.training and model.cloud.training and model.features.training
     model.eval()
     assert not model.edge.training and not model.cloud.training and not model.conv1[1].training
+
+
+# -- other widths and sizes of the official classes -------------------------------------------------
+
+@pytest.mark.parametrize("name, ndf, size", [("pv4_classifier_4", 32, 64), ("pv4_classifier_4", 96, 32),
+                                             ("Classifier_4", 32, 32), ("Classifier_4", 16, 64)])
+def test_official_cnn_of_another_width_loads_with_its_width_read_from_the_weights(tmp_path, name, ndf, size):
+    official = OFFICIAL[name]
+    state = fake_state(official.layout(3, 10, size, ndf=ndf))
+    path = tmp_path / f"{name}-ndf{ndf}.pth"
+    torch.save({"epoch": 101, "model": state, "best_cl_acc": 71.5}, path)
+    checkpoint = load_checkpoint(path, arch=official.arch)
+    assert checkpoint.spec == ModelSpec(official.arch, 3, 10, size, width=ndf)
+    loaded = checkpoint.model.state_dict()
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+    with torch.no_grad():
+        assert checkpoint.model(torch.zeros(2, 3, size, size)).shape == (2, 10)
+
+
+def test_a_width_is_refused_where_the_official_class_has_none():
+    with pytest.raises(SiftError, match="siftfunnel-resnet18 has no width option"):
+        build_model(ModelSpec("siftfunnel-resnet18", 3, 10, 64, width=32))
+    with pytest.raises(SiftError, match="width .ndf. 8 is not supported"):
+        build_model(ModelSpec("siftfunnel-cnn", 3, 10, 32, width=8))
+
+
+@pytest.mark.parametrize("name", ["rn18_pv4", "vgg16_bn_pv4", "rn18", "vgg16_bn"])
+def test_official_vgg_and_resnet_at_32_are_refused_as_the_official_model_cannot_run_there(tmp_path, name):
+    official = OFFICIAL[name]
+    # what the official class builds at img_size=32: a head with zero input features
+    layout = official.layout(3, 10, 32)
+    assert any(len(shape) == 2 and shape[1] == 0 for shape in layout.values())
+    path = tmp_path / f"{name}-32.pth"
+    torch.save({"model": fake_state(layout)}, path)
+    with pytest.raises(SiftError, match=r"official .* cannot run at input size 32: its head is .* = 0 features wide"):
+        load_checkpoint(path, arch=official.arch)
+    # 64x64 official weights asked for at 32: the same reason, and what to do
+    path64 = tmp_path / f"{name}-64.pth"
+    torch.save(fake_state(official.layout(3, 10, 64)), path64)
+    with pytest.raises(SiftError, match=r"cannot run at input size 32.*drop --input-size"):
+        load_checkpoint(path64, arch=official.arch, input_size=32)
+    assert load_checkpoint(path64, arch=official.arch).spec.input_size == 64

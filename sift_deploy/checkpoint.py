@@ -258,6 +258,8 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
             raise SiftError(f"{path} is an official-format checkpoint; pass --arch ({', '.join(sorted(ARCHITECTURES))})")
     official = meta is None
     state = strip_prefixes(state)
+    if normalization is not None:  # the channels are known once the spec is: fitted below
+        normalization = Normalization.of(normalization.mean, normalization.std)
     advice = "check --arch"
     if meta is not None:
         try:
@@ -271,7 +273,7 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
         if input_size is not None and input_size != spec.input_size:
             raise SiftError(f"{path} was trained at input size {spec.input_size}, not {input_size}; drop --input-size")
         recorded = Normalization.from_record(meta.get("normalization"), spec.in_channels)
-        if normalization is not None and normalization != recorded:
+        if normalization is not None and normalization.for_channels(spec.in_channels) != recorded:
             raise SiftError(f"{path} records its normalisation ({recorded.describe()}), not {normalization.describe()}; "
                             f"drop --mean/--std/--normalization")
         advice = "its metadata and weights disagree; re-save the checkpoint"
@@ -280,7 +282,9 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
         width_note = f", width {spec.width}" if spec.arch in MIN_WIDTH else ""
         advice = (f"they are not an official {OFFICIAL_CLASSES.get(spec.arch, spec.arch)} ({spec.in_channels} channels, "
                   f"{spec.num_classes} classes{width_note}, input size {spec.input_size}); check --arch")
-        if normalization is None:
+        if normalization is not None:
+            normalization = normalization.for_channels(spec.in_channels)
+        else:
             preset = OFFICIAL_PRESET.get(spec.in_channels, "half")
             normalization = Normalization.preset(preset, spec.in_channels)
             notes.append(f"official checkpoint: normalisation assumed {normalization.describe()} (the official training "

@@ -58,9 +58,12 @@ class Normalization:
     std: tuple[float, ...]
 
     @classmethod
-    def of(cls, mean: object, std: object, channels: int) -> "Normalization":
-        """From numbers or lists (one value: the same for every channel), checked against `channels`."""
+    def of(cls, mean: object, std: object, channels: int | None = None) -> "Normalization":
+        """From numbers or lists (one value: the same for every channel), checked against `channels`
+        (None: as given, to be fitted to a model with `for_channels` once its channels are known)."""
         means, stds = _values(mean, "mean"), _values(std, "std")
+        if channels is None:
+            channels = max(len(means), len(stds))
         out = []
         for what, values in (("mean", means), ("std", stds)):
             if len(values) == 1:
@@ -72,6 +75,11 @@ class Normalization:
         if min(out[1]) <= 0:
             raise SiftError(f"normalisation std {list(out[1])} must be positive")
         return cls(out[0], out[1])
+
+    def for_channels(self, channels: int) -> "Normalization":
+        if len(set(self.mean)) == 1 and len(set(self.std)) == 1 and len(self.mean) != channels:
+            return Normalization.of(self.mean[0], self.std[0], channels)
+        return Normalization.of(self.mean, self.std, channels)
 
     @classmethod
     def from_record(cls, record: object, channels: int) -> "Normalization":
@@ -113,12 +121,14 @@ def parse_channels(text: str, what: str) -> tuple[float, ...]:
 
 
 def normalization_from_options(mean: str | None, std: str | None, preset: str | None,
-                               channels: int) -> Normalization | None:
+                               channels: int | None = None) -> Normalization | None:
     """The normalisation given on the command line (--normalization NAME, or --mean with --std), if any."""
     if preset is not None and (mean is not None or std is not None):
         raise SiftError("pass either --normalization or --mean/--std, not both")
     if preset is not None:
-        return Normalization.preset(preset, channels)
+        if preset not in PRESETS:
+            raise SiftError(f"unknown normalisation {preset!r}; choose one of {', '.join(PRESETS)} or give --mean and --std")
+        return Normalization.of(*PRESETS[preset], channels)
     if (mean is None) != (std is None):
         raise SiftError("pass --mean and --std together")
     if mean is None:

@@ -258,8 +258,6 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
             raise SiftError(f"{path} is an official-format checkpoint; pass --arch ({', '.join(sorted(ARCHITECTURES))})")
     official = meta is None
     state = strip_prefixes(state)
-    if normalization is not None:  # the channels are known once the spec is: fitted below
-        normalization = Normalization.of(normalization.mean, normalization.std)
     advice = "check --arch"
     if meta is not None:
         try:

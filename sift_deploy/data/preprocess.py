@@ -62,8 +62,10 @@ class Normalization:
         """From numbers or lists (one value: the same for every channel), checked against `channels`
         (None: as given, to be fitted to a model with `for_channels` once its channels are known)."""
         means, stds = _values(mean, "mean"), _values(std, "std")
-        if channels is None:
-            channels = max(len(means), len(stds))
+        if channels is None:  # as given: fitted to the model's channels by for_channels
+            if min(stds) <= 0:
+                raise SiftError(f"normalisation std {list(stds)} must be positive")
+            return cls(means, stds)
         out = []
         for what, values in (("mean", means), ("std", stds)):
             if len(values) == 1:
@@ -77,9 +79,7 @@ class Normalization:
         return cls(out[0], out[1])
 
     def for_channels(self, channels: int) -> "Normalization":
-        if len(set(self.mean)) == 1 and len(set(self.std)) == 1 and len(self.mean) != channels:
-            return Normalization.of(self.mean[0], self.std[0], channels)
-        return Normalization.of(self.mean, self.std, channels)
+        return Normalization.of(list(self.mean), list(self.std), channels)
 
     @classmethod
     def from_record(cls, record: object, channels: int) -> "Normalization":

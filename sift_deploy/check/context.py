@@ -60,7 +60,9 @@ def resolve_checkpoint(manifest: dict, checkpoint: Path | None, normalization: N
             except SiftError as exc:
                 if checkpoint is None:
                     continue
-                raise SiftError(f"{path} is not the checkpoint this bundle was exported from ({exc})") from exc
+                reason = str(exc).split("; check --arch")[0]  # check takes the architecture from the bundle
+                raise SiftError(f"{path} is not the checkpoint this bundle was exported from ({reason}); pass the "
+                                f"original with --checkpoint") from exc
             if ckpt.sha256 == recorded["sha256"]:
                 return ckpt
             if checkpoint is not None:

@@ -157,6 +157,7 @@ def test_check_at_a_tiny_budget_reaches_a_verdict_with_the_official_twin(x86_bun
     # an official file records no data set: said once, and recorded
     assert result.stderr.count("warning:") == 1 and "records no data set; the check uses photos" in result.stderr
     assert report["data"]["warnings"] == [line for line in report["data"]["warnings"] if "records no data set" in line]
+    assert "> warning: siftfunnel-cnn.pth records no data set" in (tmp_path / "reports" / "check.md").read_text()
     if result.exit_code == 1:
         assert "bound broken:" in result.stderr
     # the bundle's normalisation is the official file's: another one is refused before any attack

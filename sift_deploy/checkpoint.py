@@ -7,7 +7,10 @@ never drift apart.
 
 Official format: `{'epoch', 'model': state_dict, 'best_cl_acc'}` (or a bare state_dict), loaded with
 `torch.load(weights_only=True)`; `module.` / `_module.` prefixes (DataParallel, Opacus) are removed.
-Nothing here ever unpickles code.
+Nothing here ever unpickles code. Channels, classes, input size and width (`ndf`) are read off the
+tensor shapes; the normalisation is not in the file, so it is given (`--mean/--std` or a preset) or
+taken from the official training script for that channel count. `convert_official` writes such a
+file as a project checkpoint that records all of it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import torch
 from . import __version__
 from .errors import SiftError
 from .fileio import atomic_file, sha256_file
-from .models import ARCHITECTURES, ModelSpec, SplitClassifier, build_model
+from .data.preprocess import OFFICIAL_PRESET, Normalization
+from .models import ARCHITECTURES, DEFAULT_WIDTH, MIN_WIDTH, ModelSpec, SplitClassifier, build_model
 
 SCHEMA_VERSION = 1
 METADATA_KEY = "sift_deploy"
@@ -33,6 +37,12 @@ REFERENCE_CHECKPOINT = REFERENCE_DIR / "siftfunnel-cnn-fmnist.safetensors"
 REFERENCE_TWIN = REFERENCE_DIR / "plain-cnn-fmnist.safetensors"
 SAFETENSORS_SUFFIXES = {".safetensors"}
 TORCH_SUFFIXES = {".pth", ".pt", ".ckpt", ".tar", ".bin", ".pkl"}
+# The official class behind each architecture (the names users know from the official code).
+OFFICIAL_CLASSES = {"siftfunnel-cnn": "pv4_classifier_4", "plain-cnn": "Classifier_4",
+                    "siftfunnel-vgg16bn": "vgg16_bn_pv4", "plain-vgg16bn": "vgg16_bn",
+                    "siftfunnel-resnet18": "rn18_pv4", "plain-resnet18": "rn18"}
+# Official classes whose head is 512 * (2 * (img_size // 64))^2 wide: zero at 32, so they only run at 64.
+OFFICIAL_64_ONLY = {"siftfunnel-vgg16bn", "plain-vgg16bn", "siftfunnel-resnet18", "plain-resnet18"}
 
 
 @dataclass
@@ -49,12 +59,23 @@ class Checkpoint:
         return self.model.spec
 
     @property
-    def mean(self) -> float:
-        return float(self.metadata.get("normalization", {}).get("mean", 0.5))
+    def normalization(self) -> Normalization:
+        """Per-channel mean and std (a scalar in older checkpoints is the same for every channel)."""
+        return Normalization.from_record(self.metadata.get("normalization"), self.spec.in_channels)
 
     @property
-    def std(self) -> float:
-        return float(self.metadata.get("normalization", {}).get("std", 0.5))
+    def mean(self) -> tuple[float, ...]:
+        return self.normalization.mean
+
+    @property
+    def std(self) -> tuple[float, ...]:
+        return self.normalization.std
+
+    @property
+    def dataset(self) -> dict:
+        """The recorded data set and split (`{}` where none is recorded, e.g. official files)."""
+        record = self.metadata.get("dataset")
+        return record if isinstance(record, dict) else {}
 
 
 def save_checkpoint(model: SplitClassifier, metadata: dict, path: Path, force: bool = False) -> Path:
@@ -68,6 +89,7 @@ def save_checkpoint(model: SplitClassifier, metadata: dict, path: Path, force: b
         "in_channels": spec.in_channels,
         "num_classes": spec.num_classes,
         "input_size": spec.input_size,
+        "width": spec.width,
         "split_point": model.split_point,
         "transmitted_shape": list(model.transmitted_shape()),
         "tool_version": __version__,
@@ -100,7 +122,8 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]
     return tensors, meta
 
 
-def _read_pickled_state(path: Path) -> dict[str, torch.Tensor]:
+def _read_pickled_state(path: Path, extras: dict | None = None) -> dict[str, torch.Tensor]:
+    """The state_dict of an official file; `extras` receives its scalar entries (epoch, best_cl_acc)."""
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols before refusing; the refusal is what counts
             warnings.simplefilter("ignore")
@@ -115,6 +138,10 @@ def _read_pickled_state(path: Path) -> dict[str, torch.Tensor]:
     except (EOFError, RuntimeError, OSError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise SiftError(f"{path} is not a readable PyTorch checkpoint ({reason}); it may be truncated or corrupt") from exc
+    if isinstance(obj, dict) and extras is not None:
+        extras.update({k: (v.item() if isinstance(v, torch.Tensor) and v.numel() == 1 else v) for k, v in obj.items()
+                       if isinstance(k, str) and (isinstance(v, (int, float, str)) or
+                                                  (isinstance(v, torch.Tensor) and v.numel() == 1))})
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
@@ -134,27 +161,50 @@ def strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def _fits(model: SplitClassifier, state: dict[str, torch.Tensor]) -> list[str]:
+    """Keys of `state` whose shape differs from the model's (keys only one side has are not counted)."""
+    shapes = model.state_dict()
+    return [f"{k} {tuple(v.shape)} != {tuple(shapes[k].shape)}" for k, v in state.items()
+            if k in shapes and shapes[k].shape != v.shape]
+
+
 def infer_spec(arch: str, state: dict[str, torch.Tensor], input_size: int | None = None) -> ModelSpec:
-    """Read in_channels, num_classes and (if not given) the input size off the tensor shapes."""
+    """Read in_channels, num_classes, the width (`ndf`) and (if not given) the input size off the tensor shapes."""
+    official = OFFICIAL_CLASSES.get(arch, arch)
     probe = build_model(ModelSpec(arch))
     conv_names = [n for n, m in probe.named_modules() if isinstance(m, torch.nn.Conv2d)]
     linear_names = [n for n, m in probe.named_modules() if isinstance(m, torch.nn.Linear)]
     first_conv, classifier = f"{conv_names[0]}.weight", f"{linear_names[-1]}.weight"
     if first_conv not in state or classifier not in state:
-        raise SiftError(f"the state_dict does not look like a {arch} model (no {first_conv} or {classifier}); check --arch")
+        raise SiftError(f"the state_dict does not look like a {arch} model (official {official}: no {first_conv} or "
+                        f"{classifier}); check --arch")
     in_channels = int(state[first_conv].shape[1])
     num_classes = int(state[classifier].shape[0])
-    if input_size is None:
-        for size in (32, 64):
-            candidate = build_model(ModelSpec(arch, in_channels, num_classes, size))
-            shapes = candidate.state_dict()
-            if all(k not in shapes or shapes[k].shape == v.shape for k, v in state.items()):
-                return candidate.spec
-        raise SiftError(f"the weights fit {arch} at neither input size 32 nor 64; pass --input-size")
-    return ModelSpec(arch, in_channels, num_classes, input_size)
+    width = int(state[first_conv].shape[0]) if arch in MIN_WIDTH else DEFAULT_WIDTH
+    zero_head = any(v.ndim == 2 and 0 in v.shape for v in state.values())
+    sizes = (input_size,) if input_size is not None else (32, 64)
+    misfits: dict[int, list[str]] = {}
+    for size in sizes:
+        candidate = build_model(ModelSpec(arch, in_channels, num_classes, size, width))
+        misfits[size] = _fits(candidate, state)
+        if not misfits[size]:
+            return candidate.spec
+    if arch in OFFICIAL_64_ONLY and (zero_head or input_size == 32):
+        found = "these weights hold that zero-width head" if zero_head else "official weights are made at 64x64"
+        raise SiftError(f"the official {official} cannot run at input size 32: its head is 512*(2*(32//64))^2 = 0 "
+                        f"features wide, so it only works at 64 ({found}); use 64x64 weights"
+                        + (" and drop --input-size" if input_size == 32 and not zero_head else ""))
+    if input_size is not None:
+        other = 64 if input_size == 32 else 32
+        if not _fits(build_model(ModelSpec(arch, in_channels, num_classes, other, width)), state):
+            raise SiftError(f"the weights are a {arch} for input size {other}, not {input_size}; "
+                            f"pass --input-size {other} or leave it out")
+    # Nothing fits: build the last candidate anyway; the strict load lists every key that differs.
+    return ModelSpec(arch, in_channels, num_classes, sizes[-1], width)
 
 
-def load_state_strict(model: SplitClassifier, state: dict[str, torch.Tensor], source: Path) -> None:
+def load_state_strict(model: SplitClassifier, state: dict[str, torch.Tensor], source: Path,
+                      advice: str = "check --arch") -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -166,16 +216,19 @@ def load_state_strict(model: SplitClassifier, state: dict[str, torch.Tensor], so
             if items:
                 shown = ", ".join(items[:5]) + (f" (+{len(items) - 5} more)" if len(items) > 5 else "")
                 parts.append(f"{label}: {shown}")
-        raise SiftError(f"weights in {source} do not fit {model.spec.arch}: " + "; ".join(parts) +
-                        "; check --arch (and --input-size)")
+        raise SiftError(f"weights in {source} do not fit {model.spec.arch}: " + "; ".join(parts) + f"; {advice}")
     model.load_state_dict(state, strict=True)
     for value in state.values():
         if value.is_floating_point() and not torch.isfinite(value).all():
             raise SiftError(f"weights in {source} contain NaN or infinite values; the checkpoint is unusable")
 
 
-def load_checkpoint(path: Path | None = None, arch: str | None = None, input_size: int | None = None) -> Checkpoint:
-    """Load a project (.safetensors) or official (.pth/.pt) checkpoint; `None` is the shipped reference."""
+def load_checkpoint(path: Path | None = None, arch: str | None = None, input_size: int | None = None,
+                    normalization: Normalization | None = None) -> Checkpoint:
+    """Load a project (.safetensors) or official (.pth/.pt) checkpoint; `None` is the shipped reference.
+
+    `normalization` is the input normalisation of an official file (which does not record one); a project
+    checkpoint records its own and refuses another."""
     path = Path(path) if path is not None else REFERENCE_CHECKPOINT
     if not path.exists():
         raise SiftError(f"checkpoint {path} does not exist")
@@ -194,19 +247,22 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
     else:
         is_safetensors = head[:2] != b"PK" and head[:1] != b"\x80" and len(head) == 8
     notes: list[str] = []
+    extras: dict = {}
     if is_safetensors:
         state, meta = _read_safetensors(path)
         if meta is None and arch is None:
             raise SiftError(f"{path} has no sift-deploy metadata; pass --arch to say which architecture it holds")
     else:
-        state, meta = _read_pickled_state(path), None
+        state, meta = _read_pickled_state(path, extras), None
         if arch is None:
             raise SiftError(f"{path} is an official-format checkpoint; pass --arch ({', '.join(sorted(ARCHITECTURES))})")
     official = meta is None
     state = strip_prefixes(state)
+    advice = "check --arch"
     if meta is not None:
         try:
-            spec = ModelSpec(str(meta["arch"]), int(meta["in_channels"]), int(meta["num_classes"]), int(meta["input_size"]))
+            spec = ModelSpec(str(meta["arch"]), int(meta["in_channels"]), int(meta["num_classes"]), int(meta["input_size"]),
+                             int(meta.get("width", DEFAULT_WIDTH)))
         except (KeyError, TypeError, ValueError) as exc:
             raise SiftError(f"{path} has incomplete sift-deploy metadata (arch, in_channels, num_classes and input_size "
                             f"are needed; problem with {exc}); re-save the checkpoint") from exc
@@ -214,13 +270,53 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
             raise SiftError(f"{path} holds a {spec.arch} model, not {arch}; drop --arch (project checkpoints record it)")
         if input_size is not None and input_size != spec.input_size:
             raise SiftError(f"{path} was trained at input size {spec.input_size}, not {input_size}; drop --input-size")
+        recorded = Normalization.from_record(meta.get("normalization"), spec.in_channels)
+        if normalization is not None and normalization.for_channels(spec.in_channels) != recorded:
+            raise SiftError(f"{path} records its normalisation ({recorded.describe()}), not {normalization.describe()}; "
+                            f"drop --mean/--std/--normalization")
+        advice = "its metadata and weights disagree; re-save the checkpoint"
     else:
         spec = infer_spec(arch, state, input_size)
+        width_note = f", width {spec.width}" if spec.arch in MIN_WIDTH else ""
+        advice = (f"they are not an official {OFFICIAL_CLASSES.get(spec.arch, spec.arch)} ({spec.in_channels} channels, "
+                  f"{spec.num_classes} classes{width_note}, input size {spec.input_size}); check --arch")
+        if normalization is not None:
+            normalization = normalization.for_channels(spec.in_channels)
+        else:
+            preset = OFFICIAL_PRESET.get(spec.in_channels, "half")
+            normalization = Normalization.preset(preset, spec.in_channels)
+            notes.append(f"official checkpoint: normalisation assumed {normalization.describe()} (the official training "
+                         f"script's for {spec.in_channels}-channel input); pass --mean/--std or --normalization if it "
+                         f"was trained otherwise")
         meta = {"arch": spec.arch, "in_channels": spec.in_channels, "num_classes": spec.num_classes,
-                "input_size": spec.input_size, "normalization": {"mean": 0.5, "std": 0.5},
-                "source_format": "official state_dict"}
-        notes.append("official checkpoint: normalisation assumed mean 0.5 / std 0.5 (pass a project checkpoint to record it)")
+                "input_size": spec.input_size, "width": spec.width, "normalization": normalization.as_dict(),
+                "source_format": "official state_dict",
+                "official": {"class": OFFICIAL_CLASSES.get(spec.arch, spec.arch),
+                             **{k: v for k, v in extras.items() if k in ("epoch", "best_cl_acc")}}}
     model = build_model(spec)
-    load_state_strict(model, state, path)
+    load_state_strict(model, state, path, advice)
     model.eval()
     return Checkpoint(model=model, metadata=meta, path=path, sha256=sha256_file(path), official=official, notes=notes)
+
+
+def convert_official(source: Path, arch: str, output: Path, normalization: Normalization | None = None,
+                     input_size: int | None = None, force: bool = False) -> Checkpoint:
+    """An official `.pth` -> a project checkpoint recording architecture, sizes, width and normalisation."""
+    output = Path(output)
+    if output.suffix != ".safetensors":
+        raise SiftError(f"the converted checkpoint must end in .safetensors, got {output.name}")
+    if arch is None:
+        raise SiftError("pass --arch to say which architecture the official file holds "
+                        f"({', '.join(sorted(ARCHITECTURES))})")
+    ckpt = load_checkpoint(source, arch=arch, input_size=input_size, normalization=normalization)
+    if not ckpt.official:
+        raise SiftError(f"{source} is already a sift-deploy checkpoint; convert reads official-format files")
+    metadata = {
+        "normalization": ckpt.normalization.as_dict(),
+        "normalization_source": "given" if normalization is not None else "assumed: " + ckpt.notes[0],
+        "class_names": [str(i) for i in range(ckpt.spec.num_classes)],
+        "source_format": "official state_dict",
+        "converted_from": {"path": str(source), "sha256": ckpt.sha256, **ckpt.metadata["official"]},
+    }
+    save_checkpoint(ckpt.model, metadata, output, force=force)
+    return load_checkpoint(output)

@@ -51,6 +51,10 @@ def verdict(passed: bool, json_out: bool, why_pass: str, why_fail: str) -> None:
         raise typer.Exit(1)
 
 
+def warn(message: str) -> None:
+    err_console.print(f"[bold yellow]warning:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def _version(value: bool) -> None:
     if value:
         console.print(f"sift-deploy {__version__}")
@@ -79,7 +83,12 @@ def train(
     gamma: Annotated[float, typer.Option(help="Weight of the Pearson channel-decorrelation penalty (official: 2).")] = 2.0,
     l1: Annotated[float, typer.Option(help="Weight of mean|z| (official: 0.03).")] = 0.03,
     smoothing: Annotated[float, typer.Option(help="Label smoothing s (official: 0.25).")] = 0.25,
-    flip: Annotated[bool, typer.Option(help="Random horizontal flips.")] = True,
+    flip: Annotated[bool, typer.Option(help="Random horizontal flips (off by default: wrong for digits and text).")] = False,
+    mean: Annotated[Optional[str], typer.Option(help="Per-channel input mean, e.g. 0.4914,0.4822,0.4465 (default: measured on the train split).")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Per-channel input std (default: measured on the train split).")] = None,
+    normalization: Annotated[Optional[str], typer.Option(help="Named mean/std instead: cifar10, facescrub or half (0.5/0.5).")] = None,
+    aux_split: Annotated[float, typer.Option(help="The attacker's aux split: a fraction (0.3) or a count (3000) of the training images.")] = 1 / 6,
+    test_split: Annotated[Optional[float], typer.Option(help="For data without its own test set: a fraction or count for the test split (default: as --aux-split).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for initialisation, batch order and flips.")] = 0,
     split_seed: Annotated[int, typer.Option(help="Seed of the train/aux/test split.")] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads (0: all cores).")] = 0,
@@ -95,12 +104,17 @@ def train(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .stage_progress import StageProgress
+    from .data.preprocess import normalization_from_options
     from .train.loop import Recipe
     from .train.objective import ObjectiveWeights
     from .train.run import run_training
 
     if epochs <= 0 or batch_size < 2 or lr <= 0:
         fail("--epochs and --lr must be positive and --batch-size at least 2")
+    try:
+        norm = normalization_from_options(mean, std, normalization)
+    except SiftError as exc:
+        fail(str(exc))
     recipe = Recipe(arch=arch, defense=defense, epochs=epochs, batch_size=batch_size, lr=lr, flip=flip, seed=seed,
                     threads=threads, max_steps=max_steps,
                     weights=ObjectiveWeights(alpha=alpha, beta=beta, gamma=gamma, l1=l1, smoothing=smoothing))
@@ -136,7 +150,8 @@ def train(
                 epoch_state["steps"] = 0
 
         try:
-            result = run_training(recipe, output, data_dir, input_size, split_seed, force, on_step)
+            result = run_training(recipe, output, data_dir, input_size, split_seed, force, on_step, norm, aux_split,
+                                  test_split)
         except SiftError as exc:
             progress.update(task, visible=False)  # leave only the one-line error on screen
             progress.stop()
@@ -187,6 +202,36 @@ def inspect_command(
             console.print()
 
 
+@app.command("convert")
+def convert_command(
+    source: Annotated[Path, typer.Argument(metavar="OFFICIAL", help="An official-format checkpoint (.pth state_dict or {'model': state_dict, ...}).")],
+    arch: Annotated[Optional[str], typer.Option(help="Architecture the file holds: siftfunnel-cnn, siftfunnel-vgg16bn, siftfunnel-resnet18 or a plain-* twin.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Project checkpoint to write (.safetensors).")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Input side (read from the weights where they tell).")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="Per-channel input mean, e.g. 0.4914,0.4822,0.4465 (default: the official script's for the channel count).")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Per-channel input std, e.g. 0.2023,0.1994,0.2010.")] = None,
+    normalization: Annotated[Optional[str], typer.Option(help="Named mean/std instead: cifar10, facescrub or half (0.5/0.5).")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing checkpoint.")] = False,
+) -> None:
+    """Write an official .pth as a project checkpoint that records architecture, sizes, width and normalisation."""
+    from .checkpoint import convert_official
+    from .data.preprocess import normalization_from_options
+
+    try:
+        if output is None:
+            raise SiftError("pass --output (-o) with the .safetensors file to write")
+        ckpt = convert_official(source, arch, output, normalization_from_options(mean, std, normalization),
+                                input_size, force)
+    except SiftError as exc:
+        fail(str(exc))
+    for note in ckpt.metadata.get("normalization_source", "").split("assumed: ")[1:]:
+        warn(note)
+    spec = ckpt.spec
+    console.print(f"wrote {escape(str(output))}: {spec.arch} ({spec.in_channels}x{spec.input_size}x{spec.input_size}, "
+                  f"{spec.num_classes} classes, width {spec.width}), {ckpt.normalization.describe()}",
+                  highlight=False, soft_wrap=True)
+
+
 def _parity_table(parity: dict, title: str):
     from rich.table import Table
 
@@ -226,6 +271,10 @@ def export_command(
     calib_count: Annotated[int, typer.Option(help="Calibration images to use.")] = 512,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Bundle folder (default: bundles/ARCH-TARGET-PRECISION).")] = None,
     arch: Annotated[Optional[str], typer.Option(help="Architecture of an official .pth checkpoint.")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Input side of an official checkpoint (read from its weights where they tell).")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="Per-channel input mean of an official checkpoint, e.g. 0.4914,0.4822,0.4465.")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Per-channel input std of an official checkpoint, e.g. 0.2023,0.1994,0.2010.")] = None,
+    normalization: Annotated[Optional[str], typer.Option(help="Named mean/std of an official checkpoint: cifar10, facescrub or half (0.5/0.5).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling, recorded in the manifest.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
     sign: Annotated[Optional[Path], typer.Option("--sign", metavar="KEY", help="Sign the manifest with this private key (from `sift-deploy keygen`).")] = None,
@@ -241,13 +290,18 @@ def export_command(
 
     try:
         with third_party_output_hidden(hide=not verbose) as ours, needs_extra("export"), StageProgress("export", ours) as progress:
+            from .data.preprocess import normalization_from_options
             from .export import export_bundle
 
+            norm = normalization_from_options(mean, std, normalization)
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
-                                    calib_count, arch=arch, on_progress=progress, sign_key=sign)
+                                    calib_count, arch=arch, on_progress=progress, sign_key=sign, input_size=input_size,
+                                    normalization=norm)
     except SiftError as exc:
         fail(str(exc))
     manifest = outcome.manifest
+    for warning in manifest.get("warnings") or []:
+        warn(warning)
     parity = manifest["parity"]
     if json_out:
         print(json.dumps(manifest, indent=2))
@@ -321,6 +375,10 @@ def check_command(
     checkpoint: Annotated[Optional[Path], typer.Option(help="The float checkpoint the bundle came from (default: the path in its manifest).")] = None,
     twin: Annotated[Optional[Path], typer.Option(help="Unprotected twin checkpoint for the attack-strength bound (default: the shipped twin).")] = None,
     write_caps: Annotated[Optional[Path], typer.Option(help="Also write a bounds file that caps leakage at this float model's measured SSIM/PSNR/MI plus the allowed increase; check other bundles (a retrained or swapped edge) with it.")] = None,
+    aux_split: Annotated[Optional[float], typer.Option(help="The attacker's aux split: a fraction (0.3) or a count (3000) of the training images (default: the checkpoint's); the test split stays the checkpoint's.")] = None,
+    mean: Annotated[Optional[str], typer.Option(help="Per-channel input mean of an official checkpoint (must match the bundle's).")] = None,
+    std: Annotated[Optional[str], typer.Option(help="Per-channel input std of an official checkpoint (must match the bundle's).")] = None,
+    normalization: Annotated[Optional[str], typer.Option(help="Named mean/std of an official checkpoint: cifar10, facescrub or half.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Gate a deployment: accuracy and model-inversion leakage of the deployed artifact vs the float model.
@@ -332,8 +390,10 @@ def check_command(
     try:
         require_extra("check")
         from .bounds import load_bounds
+        from .data.preprocess import normalization_from_options
         from .privacy.budget import AttackBudget
 
+        norm = normalization_from_options(mean, std, normalization)
         limits = load_bounds(bounds)
         preset = AttackBudget.preset(budget)
         if report_dir.exists() and not report_dir.is_dir():
@@ -362,7 +422,9 @@ def check_command(
 
     with progress:
         try:
-            report, grid = run_check(bundle, limits, preset, seed, data_dir, checkpoint, twin, on_progress)
+            report, grid = run_check(bundle, limits, preset, seed, data_dir, checkpoint, twin, on_progress,
+                                     normalization=norm, aux_split=aux_split, on_warning=lambda m: progress.console.print(
+                                         f"[bold yellow]warning:[/] {escape(m)}", highlight=False, soft_wrap=True))
         except SiftError as exc:
             progress.stop()
             fail(str(exc))

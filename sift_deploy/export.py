@@ -26,7 +26,7 @@ from .backends.torch.runner import torch_outputs
 from .cloud import CLOUD_FILE, export_cloud
 from .data.calibration import (CALIBRATION_COUNT, DEFAULT_CALIBRATION, MIN_CALIBRATION_IMAGES, load_image_file,
                                validate_images)
-from .data.preprocess import model_input
+from .data.preprocess import Normalization, model_input
 from .errors import SiftError
 from .fileio import atomic_dir, check_writable, sha256_file
 from .parity import deployed_parity
@@ -52,21 +52,18 @@ def default_output(arch: str, profile: Profile, precision: str) -> Path:
     return Path("bundles") / f"{arch}-{profile.name}-{precision}"
 
 
-def _calibration(calib: Path | None, data_dir: Path | None, channels: int, count: int, seed: int) -> tuple[np.ndarray, dict]:
-    if calib is not None and data_dir is not None:
-        raise SiftError("pass either --calib or --data-dir for calibration, not both")
+def _calibration(calib: Path | None, splits, channels: int, count: int, seed: int) -> tuple[np.ndarray, dict]:
+    """From --calib, from the train split of --data-dir (cut with the checkpoint's split seed), or the committed set."""
     if calib is not None:
         images, _, provenance = load_image_file(calib)
         images = validate_images(images, channels, calib)
         info = {"source": str(calib), "sha256": sha256_file(Path(calib)), "provenance": provenance}
-    elif data_dir is not None:
-        from .data.sources import load_dataset
-        from .data.splits import calibration_indices, make_splits
+    elif splits is not None:
+        from .data.splits import calibration_indices
 
-        splits = make_splits(load_dataset(data_dir))
         idx = calibration_indices(len(splits.train), min(count, len(splits.train)), seed)
-        images = validate_images(splits.train.images[idx], channels, data_dir)
-        info = {"source": f"{data_dir} (train split, seed {splits.info.seed})", "sha256": None,
+        images = validate_images(splits.train.images[idx], channels, splits.info.source)
+        info = {"source": f"{splits.info.source} (train split, split seed {splits.info.seed})", "sha256": None,
                 "indices_seed": seed}
     else:
         all_images, _, provenance = load_image_file(DEFAULT_CALIBRATION)
@@ -78,15 +75,10 @@ def _calibration(calib: Path | None, data_dir: Path | None, channels: int, count
     return images, info
 
 
-def _parity_images(data_dir: Path | None, use_test_split: bool) -> tuple[np.ndarray, np.ndarray, str]:
+def _parity_images(splits, use_test_split: bool) -> tuple[np.ndarray, np.ndarray, str]:
     """The test split when a dataset is available, else the committed held-out images."""
-    if use_test_split:
-        from .data.sources import DEFAULT_DATA_DIR, load_dataset
-        from .data.splits import make_splits
-
-        if data_dir is not None or DEFAULT_DATA_DIR.exists():
-            splits = make_splits(load_dataset(data_dir))
-            return splits.test.images, splits.test.labels, f"test split of {splits.info.source}"
+    if use_test_split and splits is not None:
+        return splits.test.images, splits.test.labels, f"test split of {splits.info.source}"
     images, labels, _ = load_image_file(DEFAULT_CALIBRATION)
     return images[CALIBRATION_COUNT:], labels[CALIBRATION_COUNT:], f"committed {DEFAULT_CALIBRATION.name} hold-out"
 
@@ -102,6 +94,44 @@ def _check_output(output: Path, force: bool) -> None:
 def _artifact_entry(result, role: str) -> dict:
     """{"artifact": the exported file's own `role` tensor}, or nothing for a backend that does not read it back."""
     return {"artifact": result.io[role]} if role in result.io else {}
+
+
+def export_data(ckpt, data_dir: Path | None, calib: Path | None, use_test_split: bool) -> tuple[object, list[str]]:
+    """The splits export draws calibration (train) and parity (test) images from, cut with the seed and sizes the
+    checkpoint records, and warnings. Refuses data the model cannot have been trained on: the default
+    Fashion-MNIST for a checkpoint that records another data set, or a data set of another class count."""
+    from .data.sources import DEFAULT_DATA_DIR, FASHION_MNIST, load_dataset
+    from .data.splits import make_splits, split_settings
+
+    warnings: list[str] = []
+    if calib is not None and data_dir is not None:
+        raise SiftError("pass either --calib or --data-dir for calibration, not both")
+    recorded = ckpt.dataset
+    splits = None
+    if data_dir is not None or (use_test_split and DEFAULT_DATA_DIR.exists()):
+        splits = make_splits(load_dataset(data_dir), **split_settings(recorded))
+    name = splits.info.dataset if splits is not None else FASHION_MNIST
+    source = splits.info.source if splits is not None else f"committed {DEFAULT_CALIBRATION.name}"
+    trained_on = recorded.get("dataset")
+    if data_dir is None:
+        if trained_on is not None and trained_on != FASHION_MNIST:
+            raise SiftError(f"{ckpt.path.name} was trained on {trained_on} ({recorded.get('source')}), but without "
+                            f"--data-dir export calibrates and checks parity on Fashion-MNIST; pass --data-dir "
+                            f"{recorded.get('source')}")
+        if trained_on is None:
+            warnings.append(f"{ckpt.path.name} records no data set: calibration and parity use Fashion-MNIST "
+                            f"({source}); pass --data-dir with the data the model was trained on")
+    elif trained_on is not None and trained_on != name:
+        warnings.append(f"{data_dir} holds {name}, but {ckpt.path.name} was trained on {trained_on} "
+                        f"({recorded.get('source')}): calibration and parity use the data given")
+    classes = len(splits.class_names) if splits is not None else ckpt.spec.num_classes if trained_on else 10
+    if classes != ckpt.spec.num_classes:
+        raise SiftError(f"the model has {ckpt.spec.num_classes} classes but {name} ({source}) has {classes}; "
+                        f"export it with the data set it was trained on (--data-dir)")
+    if splits is not None and splits.train.images.shape[1] != ckpt.spec.in_channels:
+        raise SiftError(f"{name} ({source}) has {splits.train.images.shape[1]}-channel images but the model takes "
+                        f"{ckpt.spec.in_channels}; pass --data-dir with the model's data set")
+    return splits, warnings
 
 
 def _float_reference(model, inputs: np.ndarray, report: Callable[[int, int], None]) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +160,8 @@ def export_bundle(
     arch: str | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     sign_key: Path | None = None,
+    input_size: int | None = None,
+    normalization: Normalization | None = None,
 ) -> ExportOutcome:
     """on_progress(stage, done, total) hears what runs (total 0: a stage without a count)."""
     from .checkpoint import load_checkpoint
@@ -156,19 +188,22 @@ def export_bundle(
     if calib_count < MIN_CALIBRATION_IMAGES:
         raise SiftError(f"--calib-count must be at least {MIN_CALIBRATION_IMAGES}")
     stage("loading checkpoint")
-    ckpt = load_checkpoint(checkpoint, arch=arch)
+    ckpt = load_checkpoint(checkpoint, arch=arch, input_size=input_size, normalization=normalization)
     model, spec = ckpt.model, ckpt.spec
     output = Path(output) if output is not None else default_output(spec.arch, profile, precision)
     _check_output(output, force)
     stage("reading calibration images")
-    calib_images, calib_info = _calibration(calib, data_dir, spec.in_channels, calib_count, seed)
+    splits, warnings = export_data(ckpt, data_dir, calib, parity_on_test_split)
+    warnings = list(ckpt.notes) + warnings
+    calib_images, calib_info = _calibration(calib, splits if data_dir is not None else None, spec.in_channels,
+                                            calib_count, seed)
     try:
         calib_inputs = model_input(calib_images, spec.input_size, ckpt.mean, ckpt.std)
     except SiftError as exc:  # say which images: fit_to_size does not know they are the calibration set
         raise SiftError(f"calibration images in {calib_info['source']}: {exc}") from exc
     calib_info["method"] = calib_method
     stage("reading parity images")
-    parity_images, parity_labels, parity_source = _parity_images(data_dir, parity_on_test_split)
+    parity_images, parity_labels, parity_source = _parity_images(splits, parity_on_test_split)
     parity_inputs = model_input(parity_images, spec.input_size, ckpt.mean, ckpt.std)
     z_calib, _ = _float_reference(model, calib_inputs, lambda done, total: progress(
         f"running the float model on {total:,} calibration images", done, total))
@@ -202,7 +237,7 @@ def export_bundle(
             "source_checkpoint": {"path": str(ckpt.path), "sha256": ckpt.sha256, "official_format": ckpt.official,
                                   "metadata": ckpt.metadata},
             "model": {"arch": spec.arch, "split_point": model.split_point, "in_channels": spec.in_channels,
-                      "input_size": spec.input_size, "num_classes": spec.num_classes,
+                      "input_size": spec.input_size, "num_classes": spec.num_classes, "width": spec.width,
                       "class_names": ckpt.metadata.get("class_names")},
             "target": profile.name,
             "profile": profile.as_dict(),
@@ -213,7 +248,7 @@ def export_bundle(
             "input": {"shape": [None, *spec.input_shape], "dtype": "float32", "layout": "NCHW",
                       "artifact_layout": profile.backend_options.get("layout", "NCHW"),
                       **_artifact_entry(result, "input"),
-                      "normalization": {"mean": ckpt.mean, "std": ckpt.std},
+                      "normalization": ckpt.normalization.as_dict(),
                       "preprocessing": "uint8 image -> fit_to_size (centre zero-pad, integer nearest upscale) "
                                        "-> /255 -> (x - mean) / std"},
             "features": {"shape": [None, *z_ref.shape[1:]], "dtype": "float32", **_artifact_entry(result, "output"),
@@ -233,6 +268,8 @@ def export_bundle(
         parity["source"] = parity_source
         parity["runtime"] = runner.name
         manifest["parity"] = parity
+        if warnings:
+            manifest["warnings"] = warnings
         write_manifest(tmp, manifest)
         if signer is not None:
             from .signing import sign_bundle

@@ -54,6 +54,7 @@ def inspect_checkpoint(path: Path | None = None, arch: str | None = None, input_
             "in_channels": ckpt.spec.in_channels,
             "num_classes": ckpt.spec.num_classes,
             "input_size": ckpt.spec.input_size,
+            "width": ckpt.spec.width,
             **summary.as_dict(),
         },
         "metadata": {

@@ -25,6 +25,8 @@ def markdown(report: dict) -> str:
         f"Bundle `{report['bundle']}` ({report['target']}, {report['backend']} {report['precision']}, run with "
         f"{report['runtime']}); seed {report['seed']}, budget `{report['budget']['name']}`, {report['seconds']} s.",
         "",
+        *[f"> warning: {w}\n" for w in (report.get("data") or {}).get("warnings", []) +
+          (report.get("data") or {}).get("budget_cuts", [])],
         "| bound | measured | limit | result |",
         "|---|---|---|---|",
     ]

@@ -13,7 +13,7 @@ import numpy as np
 
 from .backends import get_backend, open_cloud_runner, open_runner
 from .bundle import PARITY_REFERENCE, MANIFEST, SIGNATURE, read_manifest, verify_files
-from .data.preprocess import model_input
+from .data.preprocess import Normalization, model_input
 from .errors import SiftError
 from .parity import deployed_parity
 
@@ -60,14 +60,15 @@ def verify_bundle(bundle_dir: Path, threads: int | None = None, runtime: str | N
         return report
     try:  # the files are intact, but the manifest itself may have been edited by hand
         norm = manifest["input"]["normalization"]
-        mean, std, input_size = float(norm["mean"]), float(norm["std"]), int(manifest["model"]["input_size"])
+        normalization = Normalization.from_record(norm, int(manifest["model"]["in_channels"]))
+        mean, std, input_size = normalization.mean, normalization.std, int(manifest["model"]["input_size"])
         threads = threads or int(manifest["profile"]["threads"])
         thresholds = manifest["profile"]["parity"][manifest["precision"]]
         wire_params = manifest["features"]["wire_int8"]
         cloud_file = manifest["cloud_file"]
         if not isinstance(manifest["export"]["details"], dict):
             raise TypeError("export.details is not a table")
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, SiftError) as exc:
         raise SiftError(f"{bundle_dir / MANIFEST} is missing or has a malformed entry ({type(exc).__name__}: {exc}); "
                         f"re-export the bundle") from exc
     if runtime is None:

@@ -247,3 +247,15 @@ def test_console_script_gives_one_line_for_bad_options(args, fragment, tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.stderr
+
+
+def test_a_weak_attack_names_its_fixes():
+    report = synthetic_report(twin=0.728)
+    report["data"] = {"aux_used": 1389, "sizes": {"train": 6944, "aux": 1389, "test": 1667}}
+    report["budget"] = {"decoder_epochs": 15}
+    twin = next(b for b in evaluate_bounds(report, load_bounds()) if b["name"].startswith("attack strength"))
+    assert not twin["passed"]
+    for fix in ("15 epochs on 1389 aux pairs", "--aux-split", "--budget full", "--twin"):
+        assert fix in twin["detail"]
+    passing = next(b for b in evaluate_bounds(synthetic_report(twin=0.8), load_bounds()) if b["name"].startswith("attack"))
+    assert passing["passed"] and "--aux-split" not in passing["detail"]

@@ -20,10 +20,10 @@ from ..backends import open_runner
 from ..backends.base import run_in_batches
 from ..backends.torch.runner import torch_outputs
 from ..bundle import require_intact
-from ..checkpoint import REFERENCE_CHECKPOINT, REFERENCE_TWIN, Checkpoint, load_checkpoint
-from ..data.preprocess import fit_to_size, normalize, to_unit
-from ..data.sources import load_dataset
-from ..data.splits import Splits, make_splits
+from ..checkpoint import REFERENCE_CHECKPOINT, REFERENCE_TWIN, TORCH_SUFFIXES, Checkpoint, load_checkpoint
+from ..data.preprocess import Normalization, fit_to_size, normalize, to_unit
+from ..data.sources import FASHION_MNIST, load_dataset
+from ..data.splits import Splits, check_split_size, make_splits, split_settings
 from ..errors import SiftError
 from ..models import TWINS
 
@@ -36,13 +36,33 @@ def no_progress(stage: str, done: int, total: int) -> None:
     return None
 
 
-def resolve_checkpoint(manifest: dict, checkpoint: Path | None) -> Checkpoint:
-    """The float checkpoint the bundle was exported from (matched by sha256)."""
+def resolve_checkpoint(manifest: dict, checkpoint: Path | None, normalization: Normalization | None = None) -> Checkpoint:
+    """The float checkpoint the bundle was exported from (matched by sha256).
+
+    An official-format file records neither its input size nor its normalisation: both come from the
+    bundle, which recorded what export used (a --mean/--std/--normalization given here must agree)."""
     recorded = manifest["source_checkpoint"]
+    model = manifest["model"]
+    official = bool(recorded.get("official_format"))
+    if official:
+        exported = Normalization.from_record(manifest["input"]["normalization"], int(model["in_channels"]))
+        if normalization is not None and normalization.for_channels(int(model["in_channels"])) != exported:
+            raise SiftError(f"the bundle was exported with normalisation {exported.describe()}, not "
+                            f"{normalization.describe()}; drop --mean/--std/--normalization")
+        normalization = exported
     candidates = [Path(checkpoint)] if checkpoint is not None else [Path(recorded["path"]), REFERENCE_CHECKPOINT]
     for path in candidates:
         if path.is_file():
-            ckpt = load_checkpoint(path, arch=manifest["model"]["arch"] if recorded.get("official_format") else None)
+            try:
+                ckpt = load_checkpoint(path, arch=model["arch"] if official else None,
+                                       input_size=int(model["input_size"]) if official else None,
+                                       normalization=normalization)
+            except SiftError as exc:
+                if checkpoint is None:
+                    continue
+                reason = str(exc).split("; check --arch")[0]  # check takes the architecture from the bundle
+                raise SiftError(f"{path} is not the checkpoint this bundle was exported from ({reason}); pass the "
+                                f"original with --checkpoint") from exc
             if ckpt.sha256 == recorded["sha256"]:
                 return ckpt
             if checkpoint is not None:
@@ -52,8 +72,13 @@ def resolve_checkpoint(manifest: dict, checkpoint: Path | None) -> Checkpoint:
 
 
 def resolve_twin(ckpt: Checkpoint, twin: Path | None) -> tuple[Checkpoint, str]:
-    """The unprotected twin the attack-strength bound attacks, and where it came from (for the report)."""
+    """The unprotected twin the attack-strength bound attacks, and where it came from (for the report).
+    An official-format twin is read as the checked model's twin architecture, size and normalisation."""
     if twin is not None:
+        if Path(twin).suffix in TORCH_SUFFIXES:
+            arch = TWINS.get(ckpt.spec.arch, ckpt.spec.arch)
+            return load_checkpoint(twin, arch=arch, input_size=ckpt.spec.input_size,
+                                   normalization=ckpt.normalization), str(twin)
         return load_checkpoint(twin), str(twin)
     arch = ckpt.spec.arch
     if arch.startswith("plain-"):
@@ -62,6 +87,38 @@ def resolve_twin(ckpt: Checkpoint, twin: Path | None) -> tuple[Checkpoint, str]:
         return load_checkpoint(REFERENCE_TWIN), str(REFERENCE_TWIN)
     raise SiftError(f"no unprotected twin is known for {ckpt.path}; train one with `sift-deploy train --arch "
                     f"{TWINS.get(arch, 'plain-cnn')} --defense none` and pass it with --twin")
+
+
+def check_data(ckpt: Checkpoint, twin: Checkpoint, data_dir: Path | None, aux_split: float | None
+               ) -> tuple[Splits, list[str]]:
+    """The splits the check attacks, cut with the seed and sizes the checkpoint records (--aux-split may enlarge
+    the attacker's share; the test split stays the recorded one), and warnings. Refuses the default
+    Fashion-MNIST for a checkpoint trained on another data set, and data of another class count."""
+    warnings: list[str] = []
+    recorded = ckpt.dataset
+    settings = split_settings(recorded)
+    if aux_split is not None:
+        settings["aux_fraction"] = check_split_size(aux_split, "aux-split")
+    trained_on = recorded.get("dataset")
+    if data_dir is None and trained_on is not None and trained_on != FASHION_MNIST:
+        raise SiftError(f"{ckpt.path.name} was trained on {trained_on} ({recorded.get('source')}), but without "
+                        f"--data-dir check attacks Fashion-MNIST; pass --data-dir {recorded.get('source')}")
+    splits = make_splits(load_dataset(data_dir), **settings)
+    name, source = splits.info.dataset, splits.info.source
+    if trained_on is None:
+        warnings.append(f"{ckpt.path.name} records no data set; the check uses {name} ({source})")
+    elif trained_on != name:
+        warnings.append(f"the data given holds {name} ({source}), but {ckpt.path.name} was trained on {trained_on} "
+                        f"({recorded.get('source')}); the check attacks the data given")
+    spec = ckpt.spec
+    if splits.train.images.shape[1] != spec.in_channels:
+        raise SiftError(f"the data has {splits.train.images.shape[1]} channels but the model takes {spec.in_channels}")
+    classes = len(splits.class_names)
+    for label, model in (("model", ckpt), ("unprotected twin", twin)):
+        if model.spec.num_classes != classes:
+            raise SiftError(f"the {label} has {model.spec.num_classes} classes but {name} ({source}) has {classes}; "
+                            f"check it on the data set it was trained on (--data-dir)")
+    return splits, warnings
 
 
 class Side:
@@ -100,23 +157,23 @@ class CheckContext:
     aux_count: int  # aux images the attacker trains on (the first ones of the aux split)
     test_count: int  # private test images attacked and scored (the first ones of the test split)
     progress: Progress = no_progress
+    warnings: tuple[str, ...] = ()  # about the data (another data set than the checkpoint's, none recorded)
+    budget_cuts: tuple[str, ...] = ()  # where the data could not give the budget (set by the gate)
 
     @classmethod
     def open(cls, bundle: Path, aux_images: int, test_images: int, data_dir: Path | None = None,
-             checkpoint: Path | None = None, twin: Path | None = None, progress: Progress | None = None) -> "CheckContext":
+             checkpoint: Path | None = None, twin: Path | None = None, progress: Progress | None = None,
+             normalization: Normalization | None = None, aux_split: float | None = None) -> "CheckContext":
         bundle = Path(bundle)
         manifest = require_intact(bundle)
-        ckpt = resolve_checkpoint(manifest, checkpoint)
+        ckpt = resolve_checkpoint(manifest, checkpoint, normalization)
         twin_ckpt, twin_source = resolve_twin(ckpt, twin)
         spec = ckpt.spec
         if twin_ckpt.spec.input_size != spec.input_size or twin_ckpt.spec.in_channels != spec.in_channels:
             raise SiftError("the twin checkpoint takes other inputs than the checked model; pass a matching --twin")
-        split_seed = int(ckpt.metadata.get("dataset", {}).get("seed", 0))
-        splits = make_splits(load_dataset(data_dir), seed=split_seed)
-        if splits.train.images.shape[1] != spec.in_channels:
-            raise SiftError(f"the data has {splits.train.images.shape[1]} channels but the model takes {spec.in_channels}")
+        splits, warnings = check_data(ckpt, twin_ckpt, data_dir, aux_split)
         return cls(bundle, manifest, ckpt, twin_ckpt, twin_source, splits, min(aux_images, len(splits.aux)),
-                   min(test_images, len(splits.test)), progress or no_progress)
+                   min(test_images, len(splits.test)), progress or no_progress, tuple(warnings))
 
     # ------------------------------------------------------------------ images in [0, 1] at the model's size
 

@@ -29,7 +29,8 @@ def header(ctx: CheckContext, budget: AttackBudget, seed: int) -> dict:
     return {"schema_version": SCHEMA_VERSION, "tool_version": __version__, "bundle": str(ctx.bundle),
             "target": manifest["target"], "backend": manifest["backend"], "precision": manifest["precision"],
             "checkpoint": str(ctx.checkpoint.path), "twin": ctx.twin_source, "seed": seed, "budget": budget.as_dict(),
-            "data": {**ctx.splits.info.as_dict(), "aux_used": ctx.aux_count, "test_used": ctx.test_count},
+            "data": {**ctx.splits.info.as_dict(), "aux_used": ctx.aux_count, "test_used": ctx.test_count,
+                     "budget_cuts": list(ctx.budget_cuts), "warnings": list(ctx.warnings)},
             "runtime": ctx.runtime_label}
 
 
@@ -71,11 +72,19 @@ def run_check(
     checkpoint: Path | None = None,
     twin: Path | None = None,
     progress: Progress | None = None,
+    normalization=None,
+    aux_split: float | None = None,
+    on_warning=None,
 ) -> tuple[dict, dict]:
-    """Measure everything; returns (report, rows of the reconstruction grid)."""
+    """Measure everything; returns (report, rows of the reconstruction grid). The budget is fitted to the data
+    (AttackBudget.fit_to_data); every cut and every data warning goes to `on_warning` before the attacks run."""
     progress = progress or no_progress
     started = time.perf_counter()
-    ctx = CheckContext.open(bundle, budget.aux_images, budget.test_images, data_dir, checkpoint, twin, progress)
+    ctx = CheckContext.open(bundle, budget.aux_images, budget.test_images, data_dir, checkpoint, twin, progress,
+                            normalization, aux_split)
+    budget, ctx.budget_cuts = budget.fit_to_data(ctx.aux_count, ctx.test_count)
+    for message in (*ctx.warnings, *ctx.budget_cuts):
+        (on_warning or (lambda _: None))(message)
     sections = run_stages(ctx, budget, seed, progress)
     report = compose(ctx, budget, seed, sections, bounds, round(time.perf_counter() - started, 1))
     return report, ctx.reconstructions
@@ -117,7 +126,13 @@ def evaluate_bounds(report: dict, bounds: dict) -> list[dict]:
     if "max_mi_nats" in leak:
         out.append(_bound("MI cap (deployed, nats)", info["deployed"]["mi_nats"], leak["max_mi_nats"], "max", "MINE"))
     twin = attack["twin"]["ssim"]["mean"]
+    detail = f"label-only baseline {attack['baselines']['label_only_ssim']:.3f}; a weaker attack proves nothing"
+    if twin < bounds["attack"]["min_twin_ssim"]:
+        data, budget = report.get("data") or {}, report.get("budget") or {}
+        trained = (f"the decoder trained {budget['decoder_epochs']} epochs on {data['aux_used']} aux pairs: "
+                   if "decoder_epochs" in budget and "aux_used" in data else "")
+        detail += (f"; {trained}strengthen it with more aux pairs (--aux-split), --budget full, or a better-trained "
+                   f"twin (--twin)")
     out.append(_bound("attack strength: SSIM against the unprotected twin", twin, bounds["attack"]["min_twin_ssim"],
-                      "min", f"label-only baseline {attack['baselines']['label_only_ssim']:.3f}; a weaker attack "
-                             f"proves nothing"))
+                      "min", detail))
     return out

@@ -13,6 +13,7 @@ from ..errors import SiftError
 from .idx import read_idx
 
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST = "fashion-mnist"  # the name splits and checkpoints record for it
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -79,7 +80,7 @@ def load_idx_folder(folder: Path) -> Dataset:
     n_classes = int(max(train_y.max(), test_y.max())) + 1
     classes = FASHION_MNIST_CLASSES if is_fashion and n_classes == 10 else tuple(str(i) for i in range(n_classes))
     return Dataset(
-        name="fashion-mnist" if is_fashion else folder.name or "idx",
+        name=FASHION_MNIST if is_fashion else folder.name or "idx",
         train_images=_as_nchw(train_x, folder), train_labels=train_y,
         test_images=_as_nchw(test_x, folder), test_labels=test_y,
         class_names=classes, source=str(folder),
@@ -143,7 +144,7 @@ def load_image_folder(folder: Path) -> Dataset:
 
 def load_dataset(data_dir: Path | None = None) -> Dataset:
     """Load whatever lies at `data_dir` (default: Debian's Fashion-MNIST)."""
-    path = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
+    path = Path(data_dir).resolve() if data_dir is not None else DEFAULT_DATA_DIR
     if not path.exists():
         if data_dir is None:
             raise SiftError(f"Fashion-MNIST is not installed at {DEFAULT_DATA_DIR}; {INSTALL_HINT}")

@@ -56,8 +56,11 @@ class DataRecord(Document):
     sizes: SplitSizes
     source: str
     dataset: str
+    test_fraction: Optional[float] = None
     aux_used: int
     test_used: int
+    budget_cuts: list[str] = []
+    warnings: list[str] = []
 
 
 # --------------------------------------------------------------------------- accuracy stage

@@ -32,6 +32,7 @@ class ModelInfo(StrictDocument):
     in_channels: int
     input_size: int
     num_classes: int
+    width: int | None = absent("the official `ndf` of the 4-block CNNs (64 where absent)")
     class_names: list[str] | None = None
 
 
@@ -42,8 +43,11 @@ class ProfileRecord(ProfileDocument):
 
 
 class Normalization(StrictDocument):
-    mean: float
-    std: float
+    """(x - mean) / std per input channel; a single number (bundles before per-channel records) is the
+    same for every channel."""
+
+    mean: list[float] | float
+    std: list[float] | float
 
 
 class ArtifactTensor(StrictDocument):
@@ -149,4 +153,6 @@ class Manifest(StrictDocument):
     versions: dict[str, str]
     parity: ParityResult
     serving: dict[str, Any] | None = absent("the Triton model repository in triton/ (serve/repository.py)")
+    warnings: list[str] | None = absent("what export warned about (assumed normalisation, data set other than the "
+                                        "checkpoint's)")
     files: dict[str, FileRecord] = Field(description="every file of the bundle but the manifest: relative path -> hash and size")

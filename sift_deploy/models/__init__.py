@@ -32,6 +32,9 @@ TWINS: dict[str, str] = {
 
 SUPPORTED_INPUT_SIZES = (32, 64)
 SUPPORTED_CHANNELS = (1, 3)
+DEFAULT_WIDTH = 64
+# Architectures whose official class has a width option (`ndf`), and the smallest width each accepts.
+MIN_WIDTH: dict[str, int] = {"siftfunnel-cnn": 32, "plain-cnn": 1}
 
 
 def build_model(spec: ModelSpec) -> SplitClassifier:
@@ -43,7 +46,14 @@ def build_model(spec: ModelSpec) -> SplitClassifier:
         raise SiftError(f"{spec.in_channels} input channels are not supported; use 1 (grey) or 3 (RGB)")
     if spec.num_classes < 2:
         raise SiftError(f"num_classes must be at least 2, got {spec.num_classes}")
+    if spec.width != DEFAULT_WIDTH:
+        if spec.arch not in MIN_WIDTH:
+            raise SiftError(f"{spec.arch} has no width option (its official class is always {DEFAULT_WIDTH} wide), "
+                            f"got width {spec.width}")
+        if spec.width < MIN_WIDTH[spec.arch] or spec.width % 4:
+            raise SiftError(f"{spec.arch} width (ndf) {spec.width} is not supported; use a multiple of 4 of at least "
+                            f"{max(4, MIN_WIDTH[spec.arch])}")
     return ARCHITECTURES[spec.arch](spec)
 
 
-__all__ = ["ARCHITECTURES", "TWINS", "ModelSpec", "SplitClassifier", "build_model"]
+__all__ = ["ARCHITECTURES", "DEFAULT_WIDTH", "MIN_WIDTH", "TWINS", "ModelSpec", "SplitClassifier", "build_model"]

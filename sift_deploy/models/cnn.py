@@ -13,17 +13,17 @@ from torch import nn
 from .blocks import CBAM, SqueezeExcite, TripletAttention, Up, conv_bn_relu_pool, funnel
 from .split import ModelSpec, SplitClassifier
 
-WIDTH = 64  # the official `ndf`
+WIDTH = 64  # the official default `ndf`; ModelSpec.width sets another
 FUNNEL_CHANNELS = 12
 
 
 class SiftFunnelCNNEdge(nn.Module):
-    def __init__(self, in_channels: int):
+    def __init__(self, in_channels: int, width: int = WIDTH):
         super().__init__()
-        self.block1 = conv_bn_relu_pool(in_channels, WIDTH)
-        self.se_block1 = SqueezeExcite(WIDTH, reduction=32)
+        self.block1 = conv_bn_relu_pool(in_channels, width)
+        self.se_block1 = SqueezeExcite(width, reduction=32)
         self.triplet = TripletAttention()
-        self.block2_mix = funnel(WIDTH, WIDTH // 4, FUNNEL_CHANNELS, pool=True)
+        self.block2_mix = funnel(width, width // 4, FUNNEL_CHANNELS, pool=True)
         self.se_block2 = SqueezeExcite(FUNNEL_CHANNELS, reduction=4)
         self.cbam = CBAM(FUNNEL_CHANNELS, ratio=6)
 
@@ -32,20 +32,20 @@ class SiftFunnelCNNEdge(nn.Module):
         return self.cbam(self.se_block2(self.block2_mix(x)))
 
 
-def _head(input_size: int, num_classes: int) -> nn.Sequential:
-    """fc of the CNN: flattened 512 x (s/16)^2 -> 5*K -> dropout -> K."""
-    flat = WIDTH * 8 * (input_size // 16) ** 2
+def _head(input_size: int, num_classes: int, width: int = WIDTH) -> nn.Sequential:
+    """fc of the CNN: flattened 8*ndf x (s/16)^2 -> 5*K -> dropout -> K."""
+    flat = width * 8 * (input_size // 16) ** 2
     return nn.Sequential(nn.Linear(flat, num_classes * 5), nn.Dropout(0.5), nn.Linear(num_classes * 5, num_classes))
 
 
 class SiftFunnelCNNCloud(nn.Module):
-    def __init__(self, input_size: int, num_classes: int):
+    def __init__(self, input_size: int, num_classes: int, width: int = WIDTH):
         super().__init__()
-        self.up = Up(FUNNEL_CHANNELS, WIDTH * 2)
+        self.up = Up(FUNNEL_CHANNELS, width * 2)
         self.triplet_cloud = TripletAttention()
-        self.block3 = conv_bn_relu_pool(WIDTH * 2, WIDTH * 4)
-        self.block4 = conv_bn_relu_pool(WIDTH * 4, WIDTH * 8)
-        self.fc = _head(input_size, num_classes)
+        self.block3 = conv_bn_relu_pool(width * 2, width * 4)
+        self.block4 = conv_bn_relu_pool(width * 4, width * 8)
+        self.fc = _head(input_size, num_classes, width)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.block4(self.block3(self.triplet_cloud(self.up(z))))
@@ -53,31 +53,31 @@ class SiftFunnelCNNCloud(nn.Module):
 
 
 class PlainCNNEdge(nn.Module):
-    def __init__(self, in_channels: int):
+    def __init__(self, in_channels: int, width: int = WIDTH):
         super().__init__()
-        self.block1 = conv_bn_relu_pool(in_channels, WIDTH)
-        self.block2 = conv_bn_relu_pool(WIDTH, WIDTH * 2)
+        self.block1 = conv_bn_relu_pool(in_channels, width)
+        self.block2 = conv_bn_relu_pool(width, width * 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.block2(self.block1(x))
 
 
 class PlainCNNCloud(nn.Module):
-    def __init__(self, input_size: int, num_classes: int):
+    def __init__(self, input_size: int, num_classes: int, width: int = WIDTH):
         super().__init__()
-        self.block3 = conv_bn_relu_pool(WIDTH * 2, WIDTH * 4)
-        self.block4 = conv_bn_relu_pool(WIDTH * 4, WIDTH * 8)
-        self.fc = _head(input_size, num_classes)
+        self.block3 = conv_bn_relu_pool(width * 2, width * 4)
+        self.block4 = conv_bn_relu_pool(width * 4, width * 8)
+        self.fc = _head(input_size, num_classes, width)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.flatten(self.block4(self.block3(z)), 1))
 
 
 def siftfunnel_cnn(spec: ModelSpec) -> SplitClassifier:
-    edge = SiftFunnelCNNEdge(spec.in_channels)
-    return SplitClassifier(spec, edge, SiftFunnelCNNCloud(spec.input_size, spec.num_classes), "cbam")
+    edge = SiftFunnelCNNEdge(spec.in_channels, spec.width)
+    return SplitClassifier(spec, edge, SiftFunnelCNNCloud(spec.input_size, spec.num_classes, spec.width), "cbam")
 
 
 def plain_cnn(spec: ModelSpec) -> SplitClassifier:
-    edge = PlainCNNEdge(spec.in_channels)
-    return SplitClassifier(spec, edge, PlainCNNCloud(spec.input_size, spec.num_classes), "block2")
+    edge = PlainCNNEdge(spec.in_channels, spec.width)
+    return SplitClassifier(spec, edge, PlainCNNCloud(spec.input_size, spec.num_classes, spec.width), "block2")

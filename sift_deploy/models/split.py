@@ -20,12 +20,17 @@ from torch import nn
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What is needed to rebuild a model: architecture and input/output sizes."""
+    """What is needed to rebuild a model: architecture, input/output sizes and width.
+
+    `width` is the official `ndf` of the 4-block CNNs (`pv4_classifier_4`, `Classifier_4`): the
+    channels of block1, doubled by each later block. The other backbones have no width option (64).
+    """
 
     arch: str
     in_channels: int = 1
     num_classes: int = 10
     input_size: int = 32
+    width: int = 64
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -11,6 +11,7 @@ width 128, 6 epochs) with 5 seeds per side.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 
 from ..errors import SiftError
@@ -58,12 +59,46 @@ class AttackBudget:
             raise SiftError(f"unknown attack-budget setting(s): {', '.join(unknown)}")
         return replace(self, **changes)
 
+    def fit_to_data(self, aux_count: int, test_count: int) -> tuple["AttackBudget", list[str]]:
+        """This budget on splits with `aux_count` attacker pairs and `test_count` private images, and one
+        sentence per cut. Fewer aux pairs than planned: the decoder and MINE train more epochs so that they keep
+        their number of optimiser steps (at most MAX_EPOCH_FACTOR times the planned epochs: beyond that the
+        attacker would only memorise its few pairs, and the steps are cut, which is said). Fewer test images:
+        scores rest on fewer images, which nothing can make up for."""
+        changes: dict = {}
+        cuts: list[str] = []
+        if aux_count < self.aux_images:
+            per_epoch = math.ceil(aux_count / self.decoder_batch)
+            planned = self.decoder_epochs * math.ceil(self.aux_images / self.decoder_batch)
+            epochs = min(math.ceil(planned / per_epoch), self.decoder_epochs * MAX_EPOCH_FACTOR)
+            changes["decoder_epochs"] = epochs
+            kept = "keeps its" if epochs * per_epoch >= planned else f"gets {epochs * per_epoch} of its"
+            cuts.append(f"the aux split has {aux_count} attacker pairs, fewer than the {self.aux_images} of the "
+                        f"{self.name} budget: the decoder trains {epochs} epochs instead of {self.decoder_epochs} and "
+                        f"{kept} {planned} steps" + ("" if epochs * per_epoch >= planned else
+                                                    f" (more than {MAX_EPOCH_FACTOR}x the epochs would only memorise "
+                                                    f"the pairs)") + "; more pairs: --aux-split")
+        mine_pairs = min(self.mine_train_pairs, aux_count)
+        if mine_pairs < self.mine_train_pairs:
+            factor = min(self.mine_train_pairs / mine_pairs, MAX_EPOCH_FACTOR)
+            changes["mine_epochs"] = math.ceil(self.mine_epochs * factor)
+            cuts.append(f"MINE trains on {mine_pairs} pairs instead of {self.mine_train_pairs}, for "
+                        f"{changes['mine_epochs']} epochs instead of {self.mine_epochs}")
+        if test_count < self.test_images:
+            cuts.append(f"the test split has {test_count} images, fewer than the {self.test_images} of the "
+                        f"{self.name} budget: scores and intervals rest on {test_count} private images"
+                        + (f" (white-box: {test_count} instead of {self.whitebox_images})"
+                           if test_count < self.whitebox_images else ""))
+        return (self.with_(**changes) if changes else self), cuts
+
     @classmethod
     def preset(cls, name: str) -> "AttackBudget":
         if name not in PRESETS:
             raise SiftError(f"unknown attack budget {name!r}; choose one of {', '.join(PRESETS)}")
         return PRESETS[name]
 
+
+MAX_EPOCH_FACTOR = 10  # fit_to_data trains at most this many times the planned epochs on short data
 
 FAST = AttackBudget(
     name="fast",

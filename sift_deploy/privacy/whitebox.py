@@ -82,8 +82,14 @@ def total_variation(x: torch.Tensor) -> torch.Tensor:
     return dh + dw
 
 
-def _feature_mse(edge: nn.Module, x: torch.Tensor, target: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    out = edge((x - mean) / std)
+def _per_channel(value: object) -> torch.Tensor:
+    """A number, or one value per channel shaped to broadcast over NCHW."""
+    t = torch.as_tensor(np.asarray(value, dtype=np.float32).reshape(-1))
+    return t.reshape(()) if t.numel() == 1 else t.view(1, -1, 1, 1)
+
+
+def _feature_mse(edge: nn.Module, x: torch.Tensor, target: torch.Tensor, mean: object, std: object) -> torch.Tensor:
+    out = edge((x - _per_channel(mean)) / _per_channel(std))
     if out.shape != target.shape:
         raise SiftError(f"the edge outputs features of shape {tuple(out.shape[1:])} but the observed features are "
                         f"{tuple(target.shape[1:])}; attack the edge that produced them")
@@ -94,8 +100,8 @@ def whitebox_attack(
     edge: nn.Module,
     z: object,
     image_shape: tuple[int, int, int],
-    mean: float = DEFAULT_MEAN,
-    std: float = DEFAULT_STD,
+    mean: float | tuple[float, ...] = DEFAULT_MEAN,
+    std: float | tuple[float, ...] = DEFAULT_STD,
     steps: int = 200,
     lr: float = 300.0,
     momentum: float = 0.9,

@@ -1,5 +1,6 @@
 """The training loop: SiftFunnel objective (or plain cross-entropy for the unprotected twin),
-Adam with a per-step cosine learning-rate decay, random horizontal flips, seeded throughout."""
+Adam with a per-step cosine learning-rate decay, random horizontal flips when asked for (off by
+default: a mirrored digit or letter is another symbol), seeded throughout."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ class Recipe:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
-    flip: bool = True
+    flip: bool = False
     seed: int = 0
     threads: int = 0  # 0: torch's default
     weights: ObjectiveWeights = field(default_factory=ObjectiveWeights)
@@ -62,8 +63,8 @@ def train_model(
     recipe: Recipe,
     spec: ModelSpec,
     train: Split,
-    mean: float,
-    std: float,
+    mean: float | tuple[float, ...],
+    std: float | tuple[float, ...],
     on_step: Callable[[StepReport], None] | None = None,
 ) -> tuple[SplitClassifier, dict]:
     if recipe.threads:

@@ -11,12 +11,12 @@ from typing import Callable
 import torch
 
 from ..checkpoint import save_checkpoint
-from ..data.preprocess import DEFAULT_MEAN, DEFAULT_STD, model_input
+from ..data.preprocess import Normalization, measure_normalization, model_input
 from ..data.sources import load_dataset
-from ..data.splits import make_splits
+from ..data.splits import DEFAULT_AUX_FRACTION, make_splits
 from ..errors import SiftError
 from ..fileio import atomic_file, check_writable
-from ..models import ModelSpec, build_model
+from ..models import ARCHITECTURES, ModelSpec, build_model
 from .loop import Recipe, StepReport, evaluate, train_model
 
 
@@ -32,32 +32,43 @@ def run_training(
     split_seed: int,
     force: bool,
     on_step: Callable[[StepReport], None] | None = None,
+    normalization: Normalization | None = None,
+    aux_split: float = DEFAULT_AUX_FRACTION,
+    test_split: float | None = None,
 ) -> dict:
+    """Train and save. `normalization` None: mean and std measured per channel on the train split."""
     output = Path(output)
     if output.suffix != ".safetensors":
         raise SiftError(f"the checkpoint path must end in .safetensors, got {output.name}")
     metrics_path = metrics_path_for(output)
     check_writable(output, force)
     check_writable(metrics_path, force)
+    if recipe.arch not in ARCHITECTURES:
+        raise SiftError(f"unknown architecture {recipe.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
     if recipe.defense not in ("siftfunnel", "none"):
         raise SiftError(f"unknown defense {recipe.defense!r}; use siftfunnel or none")
     if recipe.defense == "siftfunnel" and not recipe.arch.startswith("siftfunnel-"):
         raise SiftError(f"{recipe.arch} has no funnel; train it with --defense none or pick a siftfunnel-* architecture")
     data = load_dataset(data_dir)
-    splits = make_splits(data, seed=split_seed)
+    splits = make_splits(data, seed=split_seed, aux_fraction=aux_split, test_fraction=test_split)
     channels = int(splits.train.images.shape[1])
     num_classes = len(splits.class_names)
     spec = ModelSpec(recipe.arch, channels, num_classes, input_size)
     build_model(spec)  # validates the spec before minutes of training
-    model, stats = train_model(recipe, spec, splits.train, DEFAULT_MEAN, DEFAULT_STD, on_step)
-    test_inputs = model_input(splits.test.images, input_size, DEFAULT_MEAN, DEFAULT_STD)
+    if normalization is None:
+        norm, norm_source = measure_normalization(splits.train.images), "measured on the train split"
+    else:
+        norm, norm_source = normalization.for_channels(channels), "given"
+    model, stats = train_model(recipe, spec, splits.train, norm.mean, norm.std, on_step)
+    test_inputs = model_input(splits.test.images, input_size, norm.mean, norm.std)
     metrics = {
         "test_accuracy": round(evaluate(model, test_inputs, splits.test.labels), 5),
         "test_images": len(splits.test),
         **stats,
     }
     metadata = {
-        "normalization": {"mean": DEFAULT_MEAN, "std": DEFAULT_STD},
+        "normalization": norm.as_dict(),
+        "normalization_source": norm_source,
         "class_names": list(splits.class_names),
         "dataset": splits.info.as_dict(),
         "preprocessing": f"uint8 -> fit_to_size({input_size}) (centre zero-pad, integer nearest upscale) -> /255 -> (x-mean)/std",
@@ -69,7 +80,8 @@ def run_training(
     except (OSError, SiftError) as exc:  # the output went away or turned read-only during training
         rescued = _rescue(model, metadata, output)
         raise SiftError(f"could not write {output} ({exc}); the trained model was saved to {rescued} instead") from None
-    return {"checkpoint": str(output), "metrics_file": str(metrics_path), **metrics}
+    return {"checkpoint": str(output), "metrics_file": str(metrics_path), "normalization": norm.as_dict(),
+            "splits": splits.info.sizes, **metrics}
 
 
 def _save(model, metadata: dict, output: Path, metrics_path: Path, force: bool) -> None:

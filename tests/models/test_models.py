@@ -240,3 +240,90 @@ def test_train_mode_reaches_both_halves():
     assert model.edge.training and model.cloud.training and model.features.training
     model.eval()
     assert not model.edge.training and not model.cloud.training and not model.conv1[1].training
+
+
+# -- other widths and sizes of the official classes -------------------------------------------------
+
+@pytest.mark.parametrize("name, ndf, size", [("pv4_classifier_4", 32, 64), ("pv4_classifier_4", 96, 32),
+                                             ("Classifier_4", 32, 32), ("Classifier_4", 16, 64)])
+def test_official_cnn_of_another_width_loads_with_its_width_read_from_the_weights(tmp_path, name, ndf, size):
+    official = OFFICIAL[name]
+    state = fake_state(official.layout(3, 10, size, ndf=ndf))
+    path = tmp_path / f"{name}-ndf{ndf}.pth"
+    torch.save({"epoch": 101, "model": state, "best_cl_acc": 71.5}, path)
+    checkpoint = load_checkpoint(path, arch=official.arch)
+    assert checkpoint.spec == ModelSpec(official.arch, 3, 10, size, width=ndf)
+    loaded = checkpoint.model.state_dict()
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(loaded[key], value), key
+    with torch.no_grad():
+        assert checkpoint.model(torch.zeros(2, 3, size, size)).shape == (2, 10)
+
+
+def test_a_width_is_refused_where_the_official_class_has_none():
+    with pytest.raises(SiftError, match="siftfunnel-resnet18 has no width option"):
+        build_model(ModelSpec("siftfunnel-resnet18", 3, 10, 64, width=32))
+    with pytest.raises(SiftError, match="width .ndf. 8 is not supported"):
+        build_model(ModelSpec("siftfunnel-cnn", 3, 10, 32, width=8))
+
+
+@pytest.mark.parametrize("name", ["rn18_pv4", "vgg16_bn_pv4", "rn18", "vgg16_bn"])
+def test_official_vgg_and_resnet_at_32_are_refused_as_the_official_model_cannot_run_there(tmp_path, name):
+    official = OFFICIAL[name]
+    # what the official class builds at img_size=32: a head with zero input features
+    layout = official.layout(3, 10, 32)
+    assert any(len(shape) == 2 and shape[1] == 0 for shape in layout.values())
+    path = tmp_path / f"{name}-32.pth"
+    torch.save({"model": fake_state(layout)}, path)
+    with pytest.raises(SiftError, match=r"official .* cannot run at input size 32: its head is .* = 0 features wide"):
+        load_checkpoint(path, arch=official.arch)
+    # 64x64 official weights asked for at 32: the same reason, and what to do
+    path64 = tmp_path / f"{name}-64.pth"
+    torch.save(fake_state(official.layout(3, 10, 64)), path64)
+    with pytest.raises(SiftError, match=r"cannot run at input size 32.*drop --input-size"):
+        load_checkpoint(path64, arch=official.arch, input_size=32)
+    assert load_checkpoint(path64, arch=official.arch).spec.input_size == 64
+
+
+# -- the same through the command line: exit codes and one-line messages ------------------------------
+
+def _one_line_error(result, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_cli_reads_the_width_and_refuses_official_vgg_resnet_at_32(tmp_path):
+    from typer.testing import CliRunner
+
+    from sift_deploy.cli import app
+
+    runner = CliRunner()
+    ndf32 = tmp_path / "pv4-ndf32.pth"
+    torch.save({"model": fake_state(OFFICIAL["pv4_classifier_4"].layout(3, 10, 64, ndf=32))}, ndf32)
+    result = runner.invoke(app, ["inspect", str(ndf32), "--arch", "siftfunnel-cnn", "--json"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    model = json.loads(result.stdout)["model"]
+    assert (model["width"], model["input_size"], model["in_channels"]) == (32, 64, 3)
+
+    vgg32 = tmp_path / "vgg-32.pth"
+    torch.save({"model": fake_state(OFFICIAL["vgg16_bn_pv4"].layout(3, 10, 32))}, vgg32)
+    for command in (["export", str(vgg32), "-o", str(tmp_path / "b")], ["convert", str(vgg32), "-o", str(tmp_path / "c.safetensors")]):
+        _one_line_error(runner.invoke(app, [*command, "--arch", "siftfunnel-vgg16bn"]),
+                        "official vgg16_bn_pv4 cannot run at input size 32", "zero-width head")
+    rn64 = tmp_path / "rn18-64.pth"
+    torch.save(fake_state(OFFICIAL["rn18_pv4"].layout(1, 2, 64)), rn64)
+    _one_line_error(runner.invoke(app, ["export", str(rn64), "--arch", "siftfunnel-resnet18", "--input-size", "32",
+                                        "-o", str(tmp_path / "b")]),
+                    "official rn18_pv4 cannot run at input size 32", "drop --input-size")
+    # 64 weights asked for at 32 by a CNN (which runs at both): the size the weights are for is named
+    cnn64 = tmp_path / "cnn-64.pth"
+    torch.save(fake_state(OFFICIAL["pv4_classifier_4"].layout(1, 10, 64)), cnn64)
+    _one_line_error(runner.invoke(app, ["convert", str(cnn64), "--arch", "siftfunnel-cnn", "--input-size", "32",
+                                        "-o", str(tmp_path / "c.safetensors")]),
+                    "for input size 64, not 32", "--input-size 64")

@@ -2,8 +2,8 @@
 
 On a terminal: a rich progress bar per stage. Elsewhere (a CI log, a pipe) rich's live display
 draws nothing until the end, so each stage prints plain lines on stderr instead:
-`export: checking parity on 256 images` once it has run for a second (a refusal of bad input is
-then the only line), then `... 30/100` at every tenth done.
+`export: checking parity on 256 images` once it has run for a second or counted its first step (a
+refusal of bad input is then the only line), then `... 30/100` at every tenth done.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class StageProgress:
         self._printed_step: dict[str, int] = {}
         self._announced: set[str] = set()
         self._pending: threading.Timer | None = None
+        self._lock = threading.Lock()
 
     def __enter__(self) -> "StageProgress":
         self._bar.start()
@@ -62,15 +63,21 @@ class StageProgress:
             self._pending = threading.Timer(STAGE_LINE_DELAY_S, self._announce, (stage,))
             self._pending.daemon = True
             self._pending.start()
-        if total <= 1 or done <= 0 or stage not in self._announced:
+        if total <= 1 or done <= 0:
             return
+        if stage not in self._announced:  # work under way: no longer a possible refusal
+            self._cancel_pending()
+            self._announce(stage)
         step = min(STEPS_PER_STAGE, done * STEPS_PER_STAGE // total)
         if step > self._printed_step[stage]:
             self._printed_step[stage] = step
             self._print(f"{stage} {done}/{total}")
 
     def _announce(self, stage: str) -> None:
-        self._announced.add(stage)
+        with self._lock:  # the timer thread and a first count may race
+            if stage in self._announced:
+                return
+            self._announced.add(stage)
         self._print(stage)
 
     def _cancel_pending(self) -> None:

@@ -17,6 +17,7 @@ OPTIONAL = {
     "tflite_runtime": "fallback runtime on devices without ai-edge-litert",
     "zstandard": "extra wire codec in bench when installed",
     "compression": "the standard library's zstd from Python 3.14 on, tried first by bench",
+    "triton_python_backend_utils": "provided by Triton's Python backend to the model.py it runs",
 }
 
 

@@ -137,7 +137,7 @@ def test_bundle_with_a_scalar_normalisation_still_verifies(x86_bundle, tmp_path)
 
 def test_bench_times_the_rgb_bundle(x86_bundle, tmp_path):
     out = tmp_path / "bench.json"
-    result = invoke("bench", x86_bundle, "--iterations", 20, "--warmup", 2, "--threads", 1, "--json", out)
+    result = invoke("bench", x86_bundle, "--iterations", 20, "--warmup", 2, "--threads", 1, "--json-file", out)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["schema_version"] == 1 and report["passed"]

@@ -32,6 +32,8 @@ REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 REFERENCE_CHECKPOINT = REFERENCE_DIR / "siftfunnel-cnn-fmnist.safetensors"
 REFERENCE_TWIN = REFERENCE_DIR / "plain-cnn-fmnist.safetensors"
 SAFETENSORS_SUFFIXES = {".safetensors"}
+# The official training names its checkpoints {dataset}_{model}_{block_idx}_pv4_... (project_infodr_v4.py:L531).
+OFFICIAL_NAME = re.compile(r"^[^_]+_[^_]+_(\d+)_pv4")
 TORCH_SUFFIXES = {".pth", ".pt", ".ckpt", ".tar", ".bin", ".pkl"}
 
 
@@ -43,6 +45,7 @@ class Checkpoint:
     sha256: str
     official: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # notes the user must see (the CLI prints them)
 
     @property
     def spec(self) -> ModelSpec:
@@ -174,8 +177,28 @@ def load_state_strict(model: SplitClassifier, state: dict[str, torch.Tensor], so
             raise SiftError(f"weights in {source} contain NaN or infinite values; the checkpoint is unusable")
 
 
-def load_checkpoint(path: Path | None = None, arch: str | None = None, input_size: int | None = None) -> Checkpoint:
-    """Load a project (.safetensors) or official (.pth/.pt) checkpoint; `None` is the shipped reference."""
+def protected_cut_warning(ckpt: Checkpoint) -> str | None:
+    """A warning when the file name of an official checkpoint records a `block_idx` whose protected
+    tensor feat[block_idx - 1] is not the output of the model's chosen cut."""
+    found = OFFICIAL_NAME.match(ckpt.path.name)
+    if not ckpt.official or found is None:
+        return None
+    block_idx = int(found.group(1))
+    model = ckpt.model
+    protected = next((s.name for s in model.stages if s.block_idx == block_idx), None)
+    if protected == model.split_point:
+        return None
+    where = (f"cut {protected!r}" if protected is not None
+             else f"a tensor sift-deploy has no {model.spec.arch} cut for")
+    return (f"{ckpt.path.name} records block_idx {block_idx}: its training applied the privacy losses to "
+            f"feat[{block_idx - 1}] ({where}), but the model is split at {model.split_point!r}, which that "
+            f"training never protected" + (f"; pass --split-at {protected}" if protected is not None else ""))
+
+
+def load_checkpoint(path: Path | None = None, arch: str | None = None, input_size: int | None = None,
+                    split_at: str | None = None) -> Checkpoint:
+    """Load a project (.safetensors) or official (.pth/.pt) checkpoint; `None` is the shipped reference.
+    `split_at` names the cut (see `SplitClassifier.cuts`); by default the model's own (the funnel)."""
     path = Path(path) if path is not None else REFERENCE_CHECKPOINT
     if not path.exists():
         raise SiftError(f"checkpoint {path} does not exist")
@@ -222,5 +245,11 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
         notes.append("official checkpoint: normalisation assumed mean 0.5 / std 0.5 (pass a project checkpoint to record it)")
     model = build_model(spec)
     load_state_strict(model, state, path)
+    if split_at is not None:
+        model = model.split_at(split_at)
     model.eval()
-    return Checkpoint(model=model, metadata=meta, path=path, sha256=sha256_file(path), official=official, notes=notes)
+    ckpt = Checkpoint(model=model, metadata=meta, path=path, sha256=sha256_file(path), official=official, notes=notes)
+    warning = protected_cut_warning(ckpt)
+    if warning is not None:
+        ckpt.warnings.append(warning)
+    return ckpt

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -41,14 +41,15 @@ PARITY_REFERENCE_COUNT = 256
 class ExportOutcome:
     bundle: Path
     manifest: dict
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return bool(self.manifest["parity"]["passed"])
 
 
-def default_output(arch: str, profile: Profile, precision: str) -> Path:
-    return Path("bundles") / f"{arch}-{profile.name}-{precision}"
+def default_output(arch: str, profile: Profile, precision: str, cut: str | None = None) -> Path:
+    return Path("bundles") / (f"{arch}-{profile.name}-{precision}" + (f"-at-{cut}" if cut else ""))
 
 
 def _calibration(calib: Path | None, data_dir: Path | None, channels: int, count: int, seed: int) -> tuple[np.ndarray, dict]:
@@ -109,6 +110,7 @@ def export_bundle(
     parity_on_test_split: bool = True,
     arch: str | None = None,
     on_stage: Callable[[str], None] | None = None,
+    split_at: str | None = None,
 ) -> ExportOutcome:
     from .checkpoint import load_checkpoint
 
@@ -123,9 +125,9 @@ def export_bundle(
     if calib_count < MIN_CALIBRATION_IMAGES:
         raise SiftError(f"--calib-count must be at least {MIN_CALIBRATION_IMAGES}")
     stage("loading checkpoint")
-    ckpt = load_checkpoint(checkpoint, arch=arch)
+    ckpt = load_checkpoint(checkpoint, arch=arch, split_at=split_at)
     model, spec = ckpt.model, ckpt.spec
-    output = Path(output) if output is not None else default_output(spec.arch, profile, precision)
+    output = Path(output) if output is not None else default_output(spec.arch, profile, precision, split_at)
     if output.exists() and not output.is_dir():
         raise SiftError(f"output path {output} is a file; choose a folder path")
     if output.exists() and not force:
@@ -199,4 +201,4 @@ def export_bundle(
         parity["runtime"] = runner.name
         manifest["parity"] = parity
         write_manifest(tmp, manifest)
-    return ExportOutcome(output, read_manifest(output))
+    return ExportOutcome(output, read_manifest(output), list(ckpt.warnings))

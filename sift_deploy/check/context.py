@@ -37,12 +37,13 @@ def no_progress(stage: str, done: int, total: int) -> None:
 
 
 def resolve_checkpoint(manifest: dict, checkpoint: Path | None) -> Checkpoint:
-    """The float checkpoint the bundle was exported from (matched by sha256)."""
+    """The float checkpoint the bundle was exported from (matched by sha256), split at the bundle's cut."""
     recorded = manifest["source_checkpoint"]
     candidates = [Path(checkpoint)] if checkpoint is not None else [Path(recorded["path"]), REFERENCE_CHECKPOINT]
     for path in candidates:
         if path.is_file():
-            ckpt = load_checkpoint(path, arch=manifest["model"]["arch"] if recorded.get("official_format") else None)
+            ckpt = load_checkpoint(path, arch=manifest["model"]["arch"] if recorded.get("official_format") else None,
+                                   split_at=manifest["model"]["split_point"])
             if ckpt.sha256 == recorded["sha256"]:
                 return ckpt
             if checkpoint is not None:
@@ -103,11 +104,19 @@ class CheckContext:
 
     @classmethod
     def open(cls, bundle: Path, aux_images: int, test_images: int, data_dir: Path | None = None,
-             checkpoint: Path | None = None, twin: Path | None = None, progress: Progress | None = None) -> "CheckContext":
+             checkpoint: Path | None = None, twin: Path | None = None, progress: Progress | None = None,
+             twin_required: bool = True) -> "CheckContext":
+        """`twin_required=False` (for callers that run no twin stage, such as advise): without a known twin
+        the checkpoint itself stands in the twin slot."""
         bundle = Path(bundle)
         manifest = require_intact(bundle)
         ckpt = resolve_checkpoint(manifest, checkpoint)
-        twin_ckpt, twin_source = resolve_twin(ckpt, twin)
+        try:
+            twin_ckpt, twin_source = resolve_twin(ckpt, twin)
+        except SiftError:
+            if twin_required:
+                raise
+            twin_ckpt, twin_source = ckpt, "none (no twin stage runs)"
         spec = ckpt.spec
         if twin_ckpt.spec.input_size != spec.input_size or twin_ckpt.spec.in_channels != spec.in_channels:
             raise SiftError("the twin checkpoint takes other inputs than the checked model; pass a matching --twin")

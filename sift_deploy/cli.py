@@ -186,8 +186,9 @@ def export_command(
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling, recorded in the manifest.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    split_at: Annotated[Optional[str], typer.Option(help="Cut to split at (`sift-deploy inspect` lists them); default: the funnel.")] = None,
 ) -> None:
-    """Split at the funnel, quantize and export the edge for a device, export the float cloud, check parity.
+    """Split (at the funnel, or --split-at), quantize and export the edge for a device, export the float cloud, check parity.
 
     Exit 0: bundle written and parity holds. Exit 1: bundle written but parity misses a bound. Exit 2: bad input.
     """
@@ -196,10 +197,12 @@ def export_command(
     with err_console.status("exporting", spinner="dots") as status:
         try:
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
-                                    calib_count, arch=arch, on_stage=lambda s: status.update(s))
+                                    calib_count, arch=arch, on_stage=lambda s: status.update(s), split_at=split_at)
         except SiftError as exc:
             status.stop()
             fail(str(exc))
+    for warning in outcome.warnings:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     manifest = outcome.manifest
     parity = manifest["parity"]
     if json_out:

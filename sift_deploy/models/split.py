@@ -55,10 +55,11 @@ class Chain(nn.Module):
 
     def __init__(self, stages: list[Stage]):
         super().__init__()
-        self.stages = nn.ModuleList(nn.Sequential(*stage.modules) for stage in stages)
+        # Keyed by stage name, so exported graphs name their nodes after the stages (no dots in module names).
+        self.stages = nn.ModuleDict((s.name.replace(".", "_"), nn.Sequential(*s.modules)) for s in stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for stage in self.stages:
+        for stage in self.stages.values():
             x = stage(x)
         return x
 

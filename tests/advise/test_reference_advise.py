@@ -1,0 +1,65 @@
+"""The real advise run (slow): every cut of the shipped reference SiftFunnel CNN and of its
+unprotected twin, x86 int8, the fast budget, the full Fashion-MNIST splits. It checks the known
+facts (the twin's cuts leak more than the funnel; the funnel's z is the smallest on the wire) and
+the time bound (15 minutes on 2 cores for the reference), and prints both tables."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from sift_deploy.advise import AdviseOptions, run_advise
+from sift_deploy.advise.render import markdown_table
+from sift_deploy.checkpoint import REFERENCE_CHECKPOINT, REFERENCE_TWIN
+
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore::FutureWarning")]
+REFERENCE_BOUND_S = 15 * 60
+
+
+def _advise(checkpoint, output):
+    started = time.perf_counter()
+    report = run_advise(AdviseOptions(target="x86", checkpoint=checkpoint, output=output),
+                        on_cut=lambda i, n, c: print(f"  cut {i}/{n} {c['name']}: {c['seconds']:.0f} s", flush=True))
+    return report, time.perf_counter() - started
+
+
+@pytest.fixture(scope="module")
+def reports(fashion_mnist_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("advise")
+    reference, reference_s = _advise(REFERENCE_CHECKPOINT, folder / "reference")
+    twin, twin_s = _advise(REFERENCE_TWIN, folder / "twin")
+    for label, report, seconds in (("reference", reference, reference_s), ("twin", twin, twin_s)):
+        print(f"\n{label}: {report['checkpoint']['arch']}, wall time {seconds:.0f} s, recommended "
+              f"{report['recommendation']['cut']} ({report['recommendation']['reason']})\n{markdown_table(report)}")
+    return {"reference": (reference, reference_s), "twin": (twin, twin_s)}
+
+
+def _funnel(report: dict) -> dict:
+    return next(c for c in report["cuts"] if c["default"])
+
+
+def test_the_reference_takes_at_most_15_minutes(reports):
+    assert reports["reference"][1] < REFERENCE_BOUND_S
+
+
+def test_every_twin_cut_leaks_more_than_the_funnel(reports):
+    funnel = _funnel(reports["reference"][0])
+    assert funnel["name"] == "cbam"
+    for cut in reports["twin"][0]["cuts"]:
+        assert cut["leakage"]["decoder"]["ssim"]["low"] > funnel["leakage"]["decoder"]["ssim"]["high"], cut["name"]
+        assert cut["leakage"]["dcor"] > funnel["leakage"]["dcor"], cut["name"]
+
+
+def test_the_funnel_sends_the_fewest_bytes(reports):
+    funnel = _funnel(reports["reference"][0])
+    others = [c for r in ("reference", "twin") for c in reports[r][0]["cuts"] if c is not funnel]
+    assert all(funnel["bytes"]["int8"] < c["bytes"]["int8"] for c in others)
+    assert all(funnel["bytes"]["int8_compressed"] < c["bytes"]["int8_compressed"] for c in others)
+
+
+def test_accuracy_holds_at_every_cut(reports):
+    for report, _ in reports.values():
+        for cut in report["cuts"]:
+            assert cut["accuracy_int8_wire"]["mean"] > 0.85, cut["name"]

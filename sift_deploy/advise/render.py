@@ -31,7 +31,8 @@ def table(report: dict) -> Table:
         out.add_column(column, justify="left" if column in ("cut", "z") else "right")
     chosen = report["recommendation"]["cut"]
     for c in report["cuts"]:
-        name = c["name"] + (" *" if c["default"] else "") + (" <-" if c["name"] == chosen else "")
+        name = (c["name"] + (" *" if c["default"] else "") + (f" ({c['precision']})" if c["precision"] != report["precision"]
+                else "") + (" <-" if c["name"] == chosen else ""))
         out.add_row(name, "x".join(map(str, c["z_shape"])), f"{c['bytes']['int8']:,}",
                     f"{c['bytes']['int8_compressed']:,.0f}", f"{c['edge_latency']['p50_ms']:.3f}",
                     f"{c['cloud_latency']['p50_ms']:.3f}", f"{c['end_to_end_ms']:.3f}",
@@ -47,7 +48,8 @@ def markdown_table(report: dict) -> str:
              "decoder SSIM [95% CI] | dCor | Pareto |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in report["cuts"]:
         acc = {k: 100 * v for k, v in c["accuracy_int8_wire"].items() if k in ("mean", "low", "high")}
-        lines.append(f"| {c['name']}{' (default)' if c['default'] else ''} | {'x'.join(map(str, c['z_shape']))} | "
+        precision = f" ({c['precision']})" if c["precision"] != report["precision"] else ""
+        lines.append(f"| {c['name']}{' (default)' if c['default'] else ''}{precision} | {'x'.join(map(str, c['z_shape']))} | "
                      f"{c['bytes']['int8']:,} | {c['bytes']['int8_compressed']:,.0f} | {c['edge_latency']['p50_ms']:.3f} | "
                      f"{c['cloud_latency']['p50_ms']:.3f} | {c['end_to_end_ms']:.3f} | {_interval(acc, 1)}% | "
                      f"{_interval(c['leakage']['decoder']['ssim'])} | {c['leakage']['dcor']:.3f} | "

@@ -56,13 +56,30 @@ class AdviseOptions:
             raise SiftError("latency iterations must be at least 1 and warm-up at least 0")
 
 
-def _cut_result(candidate, bundle: Path, figures: dict, options: AdviseOptions, seconds: float) -> dict:
+def _cut_result(candidate, bundle: Path, precision: str, figures: dict, options: AdviseOptions, seconds: float) -> dict:
     transfer, total = end_to_end_ms(figures["edge_latency"]["p50_ms"], figures["cloud_latency"]["p50_ms"],
                                     figures["bytes"]["int8_compressed"], options.bandwidth_mbps)
     return {"name": candidate.name, "default": candidate.default, "block_idx": candidate.block_idx, "bundle": str(bundle),
-            **figures, "transfer_ms": transfer, "end_to_end_ms": total, "pareto": False,
+            "precision": precision, **figures, "transfer_ms": transfer, "end_to_end_ms": total, "pareto": False,
             "within_bound": within_bound(figures["leakage"]["decoder"]["ssim"]["high"], options.max_leakage_ssim),
             "seconds": round(seconds, 1)}
+
+
+def _export_cut(options: AdviseOptions, profile, cut: str, bundle: Path, on_stage) -> tuple:
+    """Export one cut at the profile's precision; where the exporter refuses that precision for this
+    cut (e.g. no convolution worth quantizing in a one-block edge), at fp32, with a note saying so."""
+    def export(precision: str | None):
+        return export_bundle(options.checkpoint, options.target, precision, data_dir=options.data_dir, output=bundle,
+                             seed=options.seed, calib_count=options.calib_count, parity_on_test_split=False,
+                             arch=options.arch, split_at=cut, on_stage=on_stage)
+
+    try:
+        return export(None), None
+    except SiftError as exc:
+        if profile.default_precision == "fp32" or "fp32" not in profile.precisions:
+            raise
+        note = f"cut {cut}: the {profile.default_precision} export was refused ({exc}), so it was measured at fp32"
+        return export("fp32"), note
 
 
 def run_advise(options: AdviseOptions, progress: Progress | None = None, on_cut: CutDone | None = None) -> dict:
@@ -86,15 +103,14 @@ def run_advise(options: AdviseOptions, progress: Progress | None = None, on_cut:
             cut_started = time.perf_counter()
             label = f"cut {index}/{len(candidates)} {candidate.name}"
             bundle = tmp / BUNDLES / candidate.name.replace(".", "_")
-            outcome = export_bundle(options.checkpoint, options.target, data_dir=options.data_dir, output=bundle,
-                                    seed=options.seed, calib_count=options.calib_count, parity_on_test_split=False,
-                                    arch=options.arch, split_at=candidate.name,
-                                    on_stage=lambda stage, label=label: progress(f"{label}: {stage}", 0, 1))
-            warnings += [w for w in outcome.warnings if w not in warnings]
+            outcome, note = _export_cut(options, profile, candidate.name, bundle,
+                                        lambda stage, label=label: progress(f"{label}: {stage}", 0, 1))
+            warnings += [w for w in outcome.warnings + ([note] if note else []) if w not in warnings]
             figures = measure_bundle(bundle, settings, lambda stage, done, total, label=label:
                                      progress(f"{label}: {stage}", done, total))
             final = output / BUNDLES / bundle.name
-            cuts.append(_cut_result(candidate, final, figures, options, time.perf_counter() - cut_started))
+            cuts.append(_cut_result(candidate, final, outcome.manifest["precision"], figures, options,
+                                    time.perf_counter() - cut_started))
             if on_cut is not None:
                 on_cut(index, len(candidates), cuts[-1])
         front = pareto_front([(c["end_to_end_ms"], c["leakage"]["decoder"]["ssim"]["mean"]) for c in cuts])

@@ -57,6 +57,7 @@ class CutResult(Document):
     default: bool = Field(description="the model's own split (the funnel for SiftFunnel models)")
     block_idx: Optional[int] = Field(description="the official --block_idx that protects this cut, if any")
     bundle: str
+    precision: str = Field(description="the profile's, or fp32 where its exporter refused that precision for this cut")
     z_shape: list[int]
     bytes: WireBytes
     edge_latency: Latency

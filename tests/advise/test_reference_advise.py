@@ -1,10 +1,15 @@
 """The real advise run (slow): every cut of the shipped reference SiftFunnel CNN and of its
 unprotected twin, x86 int8, the fast budget, the full Fashion-MNIST splits. It checks the known
 facts (the twin's cuts leak more than the funnel; the funnel's z is the smallest on the wire) and
-the time bound (15 minutes on 2 cores for the reference), and prints both tables."""
+the time bound (15 minutes on 2 cores for the reference), and prints both tables.
+
+The bound is checked on the process's CPU time (user + system, all threads): on 2 dedicated cores
+the wall time cannot exceed it, and unlike wall time it does not grow when other jobs share the
+machine (measured wall time under a load average of 8 on 2 cores was ~3x the unloaded one)."""
 
 from __future__ import annotations
 
+import resource
 import time
 
 import pytest
@@ -18,11 +23,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationW
 REFERENCE_BOUND_S = 15 * 60
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _advise(checkpoint, output):
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_seconds()
     report = run_advise(AdviseOptions(target="x86", checkpoint=checkpoint, output=output),
                         on_cut=lambda i, n, c: print(f"  cut {i}/{n} {c['name']}: {c['seconds']:.0f} s", flush=True))
-    return report, time.perf_counter() - started
+    return report, {"wall": time.perf_counter() - started, "cpu": _cpu_seconds() - cpu_started}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +41,8 @@ def reports(fashion_mnist_dir, tmp_path_factory):
     reference, reference_s = _advise(REFERENCE_CHECKPOINT, folder / "reference")
     twin, twin_s = _advise(REFERENCE_TWIN, folder / "twin")
     for label, report, seconds in (("reference", reference, reference_s), ("twin", twin, twin_s)):
-        print(f"\n{label}: {report['checkpoint']['arch']}, wall time {seconds:.0f} s, recommended "
+        print(f"\n{label}: {report['checkpoint']['arch']}, wall {seconds['wall']:.0f} s, CPU {seconds['cpu']:.0f} s, "
+              f"recommended "
               f"{report['recommendation']['cut']} ({report['recommendation']['reason']})\n{markdown_table(report)}")
     return {"reference": (reference, reference_s), "twin": (twin, twin_s)}
 
@@ -41,7 +52,7 @@ def _funnel(report: dict) -> dict:
 
 
 def test_the_reference_takes_at_most_15_minutes(reports):
-    assert reports["reference"][1] < REFERENCE_BOUND_S
+    assert reports["reference"][1]["cpu"] < REFERENCE_BOUND_S
 
 
 def test_every_twin_cut_leaks_more_than_the_funnel(reports):

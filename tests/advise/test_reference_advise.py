@@ -1,11 +1,13 @@
 """The real advise run (slow): every cut of the shipped reference SiftFunnel CNN and of its
 unprotected twin, x86 int8, the fast budget, the full Fashion-MNIST splits. It checks the known
 facts (the twin's cuts leak more than the funnel; the funnel's z is the smallest on the wire) and
-the time bound (15 minutes on 2 cores for the reference), and prints both tables.
+the time bound (15 minutes on 2 cores for the reference), and prints both tables (README "Choosing
+a cut").
 
 The bound is checked on the process's CPU time (user + system, all threads): on 2 dedicated cores
 the wall time cannot exceed it, and unlike wall time it does not grow when other jobs share the
-machine (measured wall time under a load average of 8 on 2 cores was ~3x the unloaded one)."""
+machine (measured for the reference: 441 s of CPU, 957 s of wall time under a load average of ~8 on the
+2 cores)."""
 
 from __future__ import annotations
 
@@ -55,12 +57,19 @@ def test_the_reference_takes_at_most_15_minutes(reports):
     assert reports["reference"][1]["cpu"] < REFERENCE_BOUND_S
 
 
-def test_every_twin_cut_leaks_more_than_the_funnel(reports):
+def test_the_twin_leaks_more_than_the_funnel(reports):
+    """Every twin cut has a higher dCor than the funnel; by decoder SSIM (intervals apart) every twin cut up
+    to its own split, the funnel's depth, leaks more. Deeper twin cuts are not asserted: measured, the
+    twin's block4 (512x2x2, two pools further) scored SSIM 0.642 [0.636, 0.647] against the funnel's 0.675
+    [0.671, 0.680] (and the reference's own block4 0.579): depth alone also hides the image."""
     funnel = _funnel(reports["reference"][0])
     assert funnel["name"] == "cbam"
-    for cut in reports["twin"][0]["cuts"]:
-        assert cut["leakage"]["decoder"]["ssim"]["low"] > funnel["leakage"]["decoder"]["ssim"]["high"], cut["name"]
+    twin_cuts = reports["twin"][0]["cuts"]
+    for cut in twin_cuts:
         assert cut["leakage"]["dcor"] > funnel["leakage"]["dcor"], cut["name"]
+    twin_split = next(i for i, c in enumerate(twin_cuts) if c["default"])
+    for cut in twin_cuts[:twin_split + 1]:
+        assert cut["leakage"]["decoder"]["ssim"]["low"] > funnel["leakage"]["decoder"]["ssim"]["high"], cut["name"]
 
 
 def test_the_funnel_sends_the_fewest_bytes(reports):

@@ -36,6 +36,8 @@ REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
 REFERENCE_CHECKPOINT = REFERENCE_DIR / "siftfunnel-cnn-fmnist.safetensors"
 REFERENCE_TWIN = REFERENCE_DIR / "plain-cnn-fmnist.safetensors"
 SAFETENSORS_SUFFIXES = {".safetensors"}
+# The official training names its checkpoints {dataset}_{model}_{block_idx}_pv4_... (project_infodr_v4.py:L531).
+OFFICIAL_NAME = re.compile(r"^[^_]+_[^_]+_(\d+)_pv4")
 TORCH_SUFFIXES = {".pth", ".pt", ".ckpt", ".tar", ".bin", ".pkl"}
 # The official class behind each architecture (the names users know from the official code).
 OFFICIAL_CLASSES = {"siftfunnel-cnn": "pv4_classifier_4", "plain-cnn": "Classifier_4",
@@ -53,6 +55,7 @@ class Checkpoint:
     sha256: str
     official: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # notes the user must see (the CLI prints them)
 
     @property
     def spec(self) -> ModelSpec:
@@ -223,12 +226,31 @@ def load_state_strict(model: SplitClassifier, state: dict[str, torch.Tensor], so
             raise SiftError(f"weights in {source} contain NaN or infinite values; the checkpoint is unusable")
 
 
+def protected_cut_warning(ckpt: Checkpoint) -> str | None:
+    """A warning when the file name of an official checkpoint records a `block_idx` whose protected
+    tensor feat[block_idx - 1] is not the output of the model's chosen cut."""
+    found = OFFICIAL_NAME.match(ckpt.path.name)
+    if not ckpt.official or found is None:
+        return None
+    block_idx = int(found.group(1))
+    model = ckpt.model
+    protected = next((s.name for s in model.stages if s.block_idx == block_idx), None)
+    if protected == model.split_point:
+        return None
+    where = (f"cut {protected!r}" if protected is not None
+             else f"a tensor sift-deploy has no {model.spec.arch} cut for")
+    return (f"{ckpt.path.name} records block_idx {block_idx}: its training applied the privacy losses to "
+            f"feat[{block_idx - 1}] ({where}), but the model is split at {model.split_point!r}, which that "
+            f"training never protected" + (f"; pass --split-at {protected}" if protected is not None else ""))
+
+
 def load_checkpoint(path: Path | None = None, arch: str | None = None, input_size: int | None = None,
-                    normalization: Normalization | None = None) -> Checkpoint:
+                    normalization: Normalization | None = None, split_at: str | None = None) -> Checkpoint:
     """Load a project (.safetensors) or official (.pth/.pt) checkpoint; `None` is the shipped reference.
 
     `normalization` is the input normalisation of an official file (which does not record one); a project
-    checkpoint records its own and refuses another."""
+    checkpoint records its own and refuses another. `split_at` names the cut (see `SplitClassifier.cuts`);
+    by default the model's own (the funnel)."""
     path = Path(path) if path is not None else REFERENCE_CHECKPOINT
     if not path.exists():
         raise SiftError(f"checkpoint {path} does not exist")
@@ -295,8 +317,14 @@ def load_checkpoint(path: Path | None = None, arch: str | None = None, input_siz
                              **{k: v for k, v in extras.items() if k in ("epoch", "best_cl_acc")}}}
     model = build_model(spec)
     load_state_strict(model, state, path, advice)
+    if split_at is not None:
+        model = model.split_at(split_at)
     model.eval()
-    return Checkpoint(model=model, metadata=meta, path=path, sha256=sha256_file(path), official=official, notes=notes)
+    ckpt = Checkpoint(model=model, metadata=meta, path=path, sha256=sha256_file(path), official=official, notes=notes)
+    warning = protected_cut_warning(ckpt)
+    if warning is not None:
+        ckpt.warnings.append(warning)
+    return ckpt
 
 
 def convert_official(source: Path, arch: str, output: Path, normalization: Normalization | None = None,

@@ -280,8 +280,9 @@ def export_command(
     sign: Annotated[Optional[Path], typer.Option("--sign", metavar="KEY", help="Sign the manifest with this private key (from `sift-deploy keygen`).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Let the runtimes' own log output (absl, oneDNN, XNNPACK, torch warnings) through.")] = False,
+    split_at: Annotated[Optional[str], typer.Option(help="Cut to split at (`sift-deploy inspect` lists them); default: the funnel.")] = None,
 ) -> None:
-    """Split at the funnel, quantize and export the edge for a device, export the float cloud, check parity.
+    """Split (at the funnel, or --split-at), quantize and export the edge for a device, export the float cloud, check parity.
 
     Exit 0: bundle written and parity holds. Exit 1: bundle written but parity misses a bound. Exit 2: bad input.
     """
@@ -296,7 +297,7 @@ def export_command(
             norm = normalization_from_options(mean, std, normalization)
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
                                     calib_count, arch=arch, on_progress=progress, sign_key=sign, input_size=input_size,
-                                    normalization=norm)
+                                    normalization=norm, split_at=split_at)
     except SiftError as exc:
         fail(str(exc))
     manifest = outcome.manifest
@@ -622,6 +623,57 @@ def keygen_command(
         fail(str(exc))
     console.print(f"wrote private key {escape(keys['private_key'])} (keep it secret) and public key "
                   f"{escape(keys['public_key'])}; key id {keys['key_id']}", highlight=False, soft_wrap=True)
+
+
+@app.command("advise")
+def advise_command(
+    checkpoint: Annotated[Optional[Path], typer.Argument(metavar="CHECKPOINT", help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.", show_default=False)] = None,
+    target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a shipped profile name, or a profile .toml path.")] = "x86",
+    bandwidth: Annotated[float, typer.Option(help="Uplink in Mbit/s for the end-to-end latency.")] = 10.0,
+    max_leakage: Annotated[Optional[float], typer.Option(help="Largest decoder SSIM (upper end of its 95% interval) a recommended cut may have.")] = None,
+    cuts: Annotated[Optional[str], typer.Option(help="Comma-separated cuts to try (default: all; `sift-deploy inspect` lists them).")] = None,
+    budget: Annotated[str, typer.Option(help="Attack budget: fast or full (one decoder seed per cut either way).")] = "fast",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Dataset with aux and test splits (default: Debian's Fashion-MNIST).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the bundles, advise.json and advise.png (default: advise/ARCH-TARGET).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture of an official .pth checkpoint.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of calibration sampling and the attack.")] = 0,
+    force: Annotated[bool, typer.Option(help="Replace an existing output folder.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Export every candidate cut for a target, measure latency, bytes, accuracy and leakage, recommend one.
+
+    Exit 0: a cut is recommended. Exit 1: no cut is within --max-leakage. Exit 2: bad input.
+    """
+    from .advise import AdviseOptions, run_advise
+    from .advise.render import table
+    from .privacy.budget import AttackBudget
+
+    def cut_done(index: int, total: int, cut: dict) -> None:
+        ssim = cut["leakage"]["decoder"]["ssim"]
+        err_console.print(f"cut {index}/{total} {escape(cut['name'])}: e2e {cut['end_to_end_ms']:.3f} ms, "
+                          f"{cut['bytes']['int8']:,} B int8, SSIM {ssim['mean']:.3f} [{ssim['low']:.3f}, {ssim['high']:.3f}], "
+                          f"{cut['seconds']:.0f} s", highlight=False, soft_wrap=True)
+
+    with err_console.status("advise", spinner="dots") as status:
+        try:
+            options = AdviseOptions(target=target, checkpoint=checkpoint, arch=arch, bandwidth_mbps=bandwidth,
+                                    max_leakage_ssim=max_leakage, budget=AttackBudget.preset(budget),
+                                    cuts=[c.strip() for c in cuts.split(",") if c.strip()] if cuts else None,
+                                    output=output, data_dir=data_dir, seed=seed, force=force)
+            report = run_advise(options, lambda stage, done, total: status.update(escape(stage)), cut_done)
+        except SiftError as exc:
+            status.stop()
+            fail(str(exc))
+    for warning in report["warnings"]:
+        err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    if json_out:
+        print(json.dumps(report, indent=2))
+    else:
+        console.print(table(report))
+        console.print(f"recommended: {escape(str(report['recommendation']['cut']))} - "
+                      f"{escape(report['recommendation']['reason'])}", highlight=False, soft_wrap=True)
+    if report["recommendation"]["cut"] is None:
+        raise typer.Exit(1)
 
 
 def run() -> None:

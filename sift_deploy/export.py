@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -42,14 +42,15 @@ FLOAT_REFERENCE_CHUNK = 1000
 class ExportOutcome:
     bundle: Path
     manifest: dict
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
         return bool(self.manifest["parity"]["passed"])
 
 
-def default_output(arch: str, profile: Profile, precision: str) -> Path:
-    return Path("bundles") / f"{arch}-{profile.name}-{precision}"
+def default_output(arch: str, profile: Profile, precision: str, cut: str | None = None) -> Path:
+    return Path("bundles") / (f"{arch}-{profile.name}-{precision}" + (f"-at-{cut}" if cut else ""))
 
 
 def _calibration(calib: Path | None, splits, channels: int, count: int, seed: int) -> tuple[np.ndarray, dict]:
@@ -162,6 +163,7 @@ def export_bundle(
     sign_key: Path | None = None,
     input_size: int | None = None,
     normalization: Normalization | None = None,
+    split_at: str | None = None,
 ) -> ExportOutcome:
     """on_progress(stage, done, total) hears what runs (total 0: a stage without a count)."""
     from .checkpoint import load_checkpoint
@@ -188,13 +190,13 @@ def export_bundle(
     if calib_count < MIN_CALIBRATION_IMAGES:
         raise SiftError(f"--calib-count must be at least {MIN_CALIBRATION_IMAGES}")
     stage("loading checkpoint")
-    ckpt = load_checkpoint(checkpoint, arch=arch, input_size=input_size, normalization=normalization)
+    ckpt = load_checkpoint(checkpoint, arch=arch, input_size=input_size, normalization=normalization, split_at=split_at)
     model, spec = ckpt.model, ckpt.spec
-    output = Path(output) if output is not None else default_output(spec.arch, profile, precision)
+    output = Path(output) if output is not None else default_output(spec.arch, profile, precision, split_at)
     _check_output(output, force)
     stage("reading calibration images")
     splits, warnings = export_data(ckpt, data_dir, calib, parity_on_test_split)
-    warnings = list(ckpt.notes) + warnings
+    warnings = list(ckpt.notes) + list(ckpt.warnings) + warnings
     calib_images, calib_info = _calibration(calib, splits if data_dir is not None else None, spec.in_channels,
                                             calib_count, seed)
     try:
@@ -275,4 +277,4 @@ def export_bundle(
             from .signing import sign_bundle
 
             sign_bundle(tmp, signer)
-    return ExportOutcome(output, read_manifest(output))
+    return ExportOutcome(output, read_manifest(output), list(ckpt.warnings))

@@ -4,6 +4,7 @@
 - `checkpoint`: path, size, sha256, format, notes;
 - `model`: architecture, input shape, split point, transmitted shape and bytes per image
   (fp32/fp16/int8), edge/cloud parameters and MACs (see `models.summary`);
+- `cuts`: every candidate cut (input side first) with its z shape, bytes and edge cost;
 - `metadata`: dataset and split, training recipe, metrics and tool version as recorded in the
   checkpoint (`None` where the checkpoint does not record them, e.g. official state_dicts).
 `render_inspection` turns that document into rich tables; the CLI only prints them.
@@ -33,7 +34,7 @@ def inspect_checkpoint(path: Path | None = None, arch: str | None = None, input_
     ckpt = load_checkpoint(path, arch=arch, input_size=input_size)
     summary = summarize(ckpt.model)
     meta = ckpt.metadata
-    notes = list(ckpt.notes)
+    notes = list(ckpt.notes) + list(ckpt.warnings)
     recorded_shape = meta.get("transmitted_shape")
     if recorded_shape is not None and list(recorded_shape) != list(summary.transmitted_shape):
         notes.append(f"the checkpoint records transmitted shape {recorded_shape} but the model emits "
@@ -57,6 +58,7 @@ def inspect_checkpoint(path: Path | None = None, arch: str | None = None, input_
             "width": ckpt.spec.width,
             **summary.as_dict(),
         },
+        "cuts": list_cuts(ckpt.model),
         "metadata": {
             "dataset": None if dataset is None else dataset.get("dataset"),
             "data_source": None if dataset is None else dataset.get("source"),
@@ -70,6 +72,20 @@ def inspect_checkpoint(path: Path | None = None, arch: str | None = None, input_
             "tool_version": meta.get("tool_version"),
         },
     }
+
+
+def list_cuts(model) -> list[dict]:
+    """Each candidate cut: name, official block_idx, z shape, bytes per image and edge cost."""
+    cuts = []
+    for name in model.cuts:
+        summary = summarize(model.split_at(name))
+        stage = model.stage(name)
+        cuts.append({"name": name, "default": name == model.default_split,
+                     "block_idx": None if stage is None else stage.block_idx,
+                     "transmitted_shape": list(summary.transmitted_shape),
+                     "transmitted_bytes": summary.transmitted_bytes,
+                     "edge_params": summary.edge.params, "edge_macs": summary.edge.macs})
+    return cuts
 
 
 # ---------------------------------------------------------------- rendering
@@ -133,6 +149,17 @@ def render_inspection(doc: dict) -> list[Table]:
     if model["unused_params"]:
         cost.add_row("registered, never run", _count(model["unused_params"]), "0", style="dim")
     tables.append(cost)
+
+    cuts = Table(title="Cut points (export --split-at NAME; * the default)", title_justify="left")
+    for column in ("cut", "block_idx", "z", "fp32 B", "int8 B", "edge MACs"):
+        cuts.add_column(column, justify="left" if column in ("cut", "z") else "right")
+    for cut in doc["cuts"]:
+        cuts.add_row(cut["name"] + (" *" if cut["default"] else ""),
+                     "" if cut["block_idx"] is None else str(cut["block_idx"]),
+                     "x".join(str(s) for s in cut["transmitted_shape"]),
+                     f"{cut['transmitted_bytes']['fp32']:,}", f"{cut['transmitted_bytes']['int8']:,}",
+                     f"{cut['edge_macs'] / 1e6:.2f} M", style="bold" if cut["default"] else None)
+    tables.append(cuts)
 
     recipe = meta["recipe"] or {}
     metrics = meta["metrics"] or {}

@@ -233,3 +233,33 @@ def test_non_finite_weights_are_refused(tiny_checkpoint, tmp_path):
     torch.save(state, path)
     with pytest.raises(SiftError, match="NaN"):
         load_checkpoint(path, arch="siftfunnel-cnn")
+
+
+# ------------------------------------------------------------------ the official block_idx in a file name
+
+@pytest.mark.parametrize("name, split_at, warned", [
+    ("fmnist_cnn_1_pv4_0.25_5_2_2_0.01.pth", None, "--split-at triplet"),  # official default --block_idx 1
+    ("fmnist_cnn_1_pv4_0.25_5_2_2_0.01.pth", "triplet", None),
+    ("fmnist_cnn_2_pv4_0.25.pth", None, None),
+    ("fmnist_cnn_2_pv4_0.25.pth", "block3", "--split-at cbam"),
+    ("fmnist_cnn_7_pv4_0.25.pth", None, "no siftfunnel-cnn cut"),
+    ("my-model.pth", "triplet", None),  # no block_idx recorded: nothing to compare
+])
+def test_a_cut_other_than_the_protected_block_is_warned_about(tiny_checkpoint, tmp_path, name, split_at, warned):
+    path = tmp_path / name
+    torch.save({"epoch": 1, "model": tiny_checkpoint.model.state_dict(), "best_cl_acc": 0.0}, path)
+    ckpt = load_checkpoint(path, arch="siftfunnel-cnn", split_at=split_at)
+    if warned is None:
+        assert ckpt.warnings == []
+    else:
+        (warning,) = ckpt.warnings
+        assert name in warning and warned in warning and f"split at {ckpt.model.split_point!r}" in warning
+
+
+def test_a_project_checkpoint_split_at_a_cut_keeps_its_weights(tiny_checkpoint):
+    whole = load_checkpoint(tiny_checkpoint.path)
+    split = load_checkpoint(tiny_checkpoint.path, split_at="block3")
+    assert split.model.split_point == "block3" and split.warnings == []
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(split.model.cloud(split.model.edge(x)), whole.model(x))

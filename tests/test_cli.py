@@ -75,6 +75,17 @@ def test_inspect_json(tiny_checkpoint):
     assert doc["checkpoint"]["sha256"] == sha256_file(tiny_checkpoint.path) and not doc["checkpoint"]["reference"]
 
 
+def test_inspect_lists_the_cuts_with_z_shape_and_bytes(tiny_checkpoint):
+    doc = json.loads(invoke("inspect", tiny_checkpoint.path, "--json").stdout)
+    cuts = {c["name"]: c for c in doc["cuts"]}
+    assert list(cuts) == ["triplet", "cbam", "triplet_cloud", "block3", "block4"]
+    assert cuts["cbam"]["default"] and cuts["cbam"]["transmitted_bytes"]["int8"] == 768
+    assert cuts["triplet"]["block_idx"] == 1 and cuts["triplet"]["transmitted_shape"] == [64, 16, 16]
+    assert cuts["cbam"]["edge_macs"] == doc["model"]["edge"]["macs"]
+    table = invoke("inspect", tiny_checkpoint.path).stdout
+    assert "Cut points" in table and "64x16x16" in table and "16,384" in table
+
+
 def test_inspect_official_pth_needs_arch(tiny_checkpoint, tmp_path):
     import torch
 

@@ -37,7 +37,7 @@ def no_progress(stage: str, done: int, total: int) -> None:
 
 
 def resolve_checkpoint(manifest: dict, checkpoint: Path | None, normalization: Normalization | None = None) -> Checkpoint:
-    """The float checkpoint the bundle was exported from (matched by sha256).
+    """The float checkpoint the bundle was exported from (matched by sha256), split at the bundle's cut.
 
     An official-format file records neither its input size nor its normalisation: both come from the
     bundle, which recorded what export used (a --mean/--std/--normalization given here must agree)."""
@@ -56,7 +56,8 @@ def resolve_checkpoint(manifest: dict, checkpoint: Path | None, normalization: N
             try:
                 ckpt = load_checkpoint(path, arch=model["arch"] if official else None,
                                        input_size=int(model["input_size"]) if official else None,
-                                       normalization=normalization)
+                                       normalization=normalization,
+                                       split_at=model["split_point"])
             except SiftError as exc:
                 if checkpoint is None:
                     continue
@@ -163,11 +164,19 @@ class CheckContext:
     @classmethod
     def open(cls, bundle: Path, aux_images: int, test_images: int, data_dir: Path | None = None,
              checkpoint: Path | None = None, twin: Path | None = None, progress: Progress | None = None,
-             normalization: Normalization | None = None, aux_split: float | None = None) -> "CheckContext":
+             normalization: Normalization | None = None, aux_split: float | None = None,
+             twin_required: bool = True) -> "CheckContext":
+        """`twin_required=False` (for callers that run no twin stage, such as advise): without a known twin
+        the checkpoint itself stands in the twin slot."""
         bundle = Path(bundle)
         manifest = require_intact(bundle)
         ckpt = resolve_checkpoint(manifest, checkpoint, normalization)
-        twin_ckpt, twin_source = resolve_twin(ckpt, twin)
+        try:
+            twin_ckpt, twin_source = resolve_twin(ckpt, twin)
+        except SiftError:
+            if twin_required:
+                raise
+            twin_ckpt, twin_source = ckpt, "none (no twin stage runs)"
         spec = ckpt.spec
         if twin_ckpt.spec.input_size != spec.input_size or twin_ckpt.spec.in_channels != spec.in_channels:
             raise SiftError("the twin checkpoint takes other inputs than the checked model; pass a matching --twin")

@@ -1,5 +1,5 @@
 """Typed documents: every file sift-deploy writes or reads as data (manifest, target profile,
-bounds, bench report, check report) is a pydantic v2 model with `schema_version` that rejects
+bounds, bench, check and advise reports) is a pydantic v2 model with `schema_version` that rejects
 unknown keys. Their JSON Schemas are committed under docs/schemas/ (see `schemas.py`)."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ DOCUMENTS = {
     "bounds": "sift_deploy.documents.bounds:BoundsDocument",
     "bench-report": "sift_deploy.documents.bench_report:BenchReport",
     "check-report": "sift_deploy.documents.check_report:CheckReport",
+    "advise-report": "sift_deploy.documents.advise_report:AdviseReport",
 }
 
 __all__ = ["DOCUMENTS", "Document", "DocumentError", "parse_document"]

@@ -3,6 +3,10 @@
 SiftFunnel edge: block1 -> SE -> TripletAttention -> funnel (`block2_mix`) -> SE -> CBAM = z.
 Cloud: Up -> TripletAttention -> block3 -> block4 -> fc.
 The unprotected twin is four Conv-BN-ReLU-MaxPool blocks, cut after block2 (same depth).
+
+Cuts (stages): a block with the attention gates on its output is one stage, so the SiftFunnel
+cuts are the official feat[0] (`triplet`), feat[1] (`cbam`, the funnel) and feat[2]
+(`triplet_cloud`), then the cloud's block3 and block4.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import torch
 from torch import nn
 
 from .blocks import CBAM, SqueezeExcite, TripletAttention, Up, conv_bn_relu_pool, funnel
-from .split import ModelSpec, SplitClassifier
+from .split import ModelSpec, SplitClassifier, Stage
 
 WIDTH = 64  # the official default `ndf`; ModelSpec.width sets another
 FUNNEL_CHANNELS = 12
@@ -75,9 +79,21 @@ class PlainCNNCloud(nn.Module):
 
 def siftfunnel_cnn(spec: ModelSpec) -> SplitClassifier:
     edge = SiftFunnelCNNEdge(spec.in_channels, spec.width)
-    return SplitClassifier(spec, edge, SiftFunnelCNNCloud(spec.input_size, spec.num_classes, spec.width), "cbam")
+    cloud = SiftFunnelCNNCloud(spec.input_size, spec.num_classes, spec.width)
+    stages = [
+        Stage("triplet", (edge.block1, edge.se_block1, edge.triplet), block_idx=1),
+        Stage("cbam", (edge.block2_mix, edge.se_block2, edge.cbam), block_idx=2),
+        Stage("triplet_cloud", (cloud.up, cloud.triplet_cloud), block_idx=3),
+        Stage("block3", (cloud.block3,)),
+        Stage("block4", (cloud.block4,)),
+        Stage("fc", (nn.Flatten(), cloud.fc)),
+    ]
+    return SplitClassifier(spec, edge, cloud, "cbam", stages=stages)
 
 
 def plain_cnn(spec: ModelSpec) -> SplitClassifier:
     edge = PlainCNNEdge(spec.in_channels, spec.width)
-    return SplitClassifier(spec, edge, PlainCNNCloud(spec.input_size, spec.num_classes, spec.width), "block2")
+    cloud = PlainCNNCloud(spec.input_size, spec.num_classes, spec.width)
+    stages = [Stage("block1", (edge.block1,)), Stage("block2", (edge.block2,)), Stage("block3", (cloud.block3,)),
+              Stage("block4", (cloud.block4,)), Stage("fc", (nn.Flatten(), cloud.fc))]
+    return SplitClassifier(spec, edge, cloud, "block2", stages=stages)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import CBAM, SqueezeExcite, TripletAttention, Up, funnel
-from .split import ModelSpec, SplitClassifier
+from .split import ModelSpec, SplitClassifier, Stage
 
 WIDTH = 64
 FUNNEL_CHANNELS = 6
@@ -70,6 +70,13 @@ def fc_input_size(input_size: int) -> int:
 def classify(fc: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """The official head: avg_pool(4) -> flatten -> fc."""
     return fc(torch.flatten(F.avg_pool2d(x, 4), 1))
+
+
+class PoolFlatten(nn.Module):
+    """avg_pool(4) -> flatten: the head's parameter-free start, as a module for the head stage."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(F.avg_pool2d(x, 4), 1)
 
 
 class SiftFunnelResNetEdge(nn.Module):
@@ -137,9 +144,21 @@ class PlainResNetCloud(nn.Module):
 def siftfunnel_resnet18(spec: ModelSpec) -> SplitClassifier:
     edge = SiftFunnelResNetEdge(spec.in_channels)
     cloud = SiftFunnelResNetCloud(spec.input_size, spec.num_classes)
-    return SplitClassifier(spec, edge, cloud, "cbam", unused={"layer1": res_layer(WIDTH, 64, stride=1)})
+    stages = [
+        Stage("triplet", (edge.conv1, edge.se_block1, edge.triplet), block_idx=1),
+        Stage("triplet_2", (edge.layer2_mix, edge.se_block2, edge.triplet_2)),
+        Stage("cbam", (edge.block2_mix, edge.se_block3, edge.cbam), block_idx=2),
+        Stage("triplet_cloud", (cloud.up, cloud.triplet_cloud)),
+        Stage("layer3", (cloud.layer3,)),
+        Stage("layer4", (cloud.layer4,)),
+        Stage("fc", (PoolFlatten(), cloud.fc)),
+    ]
+    return SplitClassifier(spec, edge, cloud, "cbam", unused={"layer1": res_layer(WIDTH, 64, stride=1)}, stages=stages)
 
 
 def plain_resnet18(spec: ModelSpec) -> SplitClassifier:
     edge = PlainResNetEdge(spec.in_channels)
-    return SplitClassifier(spec, edge, PlainResNetCloud(spec.input_size, spec.num_classes), "layer2")
+    cloud = PlainResNetCloud(spec.input_size, spec.num_classes)
+    stages = [Stage("conv1", (edge.conv1,)), Stage("layer1", (edge.layer1,)), Stage("layer2", (edge.layer2,)),
+              Stage("layer3", (cloud.layer3,)), Stage("layer4", (cloud.layer4,)), Stage("fc", (PoolFlatten(), cloud.fc))]
+    return SplitClassifier(spec, edge, cloud, "layer2", stages=stages)

@@ -7,6 +7,11 @@ flat, exactly as in the official code (`block1.0.weight`, not `edge.block1.0.wei
 When one official `nn.Sequential` is cut in two (the unprotected VGG's `features`), edge and cloud
 each hold a `Sequential` of that name keyed by the official indices ("0".."13" and "14".."43"); the
 classifier registers one `Sequential` holding both, so the keys stay `features.14.weight` etc.
+
+Cuts: a model also lists its forward pass as named `Stage`s, blocks in order; the boundary after
+each stage but the last is a candidate cut, named after the stage's last module (the official
+attribute name). `split_at(name)` re-splits there: the halves become `Chain`s over the same modules,
+so the weights, the state_dict and the composed output stay those of the default split.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from ..errors import SiftError
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,31 @@ class ModelSpec:
         return (self.in_channels, self.input_size, self.input_size)
 
 
+@dataclass(frozen=True, eq=False)
+class Stage:
+    """One block of the forward pass, run as `modules` in order. The cut named `name` sends this
+    stage's output to the cloud. `block_idx` is the official training's `--block_idx` whose
+    transmitted tensor feat[block_idx - 1] is this output (None where the official code has none)."""
+
+    name: str
+    modules: tuple[nn.Module, ...]
+    block_idx: int | None = None
+
+
+class Chain(nn.Module):
+    """Stages run one after another: one half of a model cut at a boundary other than its default."""
+
+    def __init__(self, stages: list[Stage]):
+        super().__init__()
+        # Keyed by stage name, so exported graphs name their nodes after the stages (no dots in module names).
+        self.stages = nn.ModuleDict((s.name.replace(".", "_"), nn.Sequential(*s.modules)) for s in stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for stage in self.stages.values():
+            x = stage(x)
+        return x
+
+
 class SplitClassifier(nn.Module):
     def __init__(
         self,
@@ -45,6 +77,7 @@ class SplitClassifier(nn.Module):
         cloud: nn.Module,
         split_point: str,
         unused: dict[str, nn.Module] | None = None,
+        stages: list[Stage] | None = None,
     ):
         super().__init__()
         for name, child in list(edge.named_children()) + list(cloud.named_children()):
@@ -62,6 +95,38 @@ class SplitClassifier(nn.Module):
         object.__setattr__(self, "_cloud", cloud)
         self.spec = spec
         self.split_point = split_point
+        self.default_split = split_point
+        self.stages: tuple[Stage, ...] = tuple(stages or ())
+        object.__setattr__(self, "_default_halves", (edge, cloud))
+        if self.stages and split_point not in self.cuts:
+            raise ValueError(f"the default split {split_point!r} is not one of the stage boundaries {self.cuts}")
+
+    @property
+    def cuts(self) -> tuple[str, ...]:
+        """Names of the candidate cuts, input side first: every stage boundary but the output."""
+        return tuple(stage.name for stage in self.stages[:-1]) or (self.default_split,)
+
+    def stage(self, cut: str) -> Stage | None:
+        return next((s for s in self.stages if s.name == cut), None)
+
+    def split_at(self, cut: str) -> "SplitClassifier":
+        """The same model (modules shared, not copied) with the edge ending at `cut`."""
+        if cut not in self.cuts:
+            raise SiftError(f"{self.spec.arch} has no cut {cut!r}; choose one of {', '.join(self.cuts)}")
+        if cut == self.default_split:
+            edge, cloud = self._default_halves
+        else:
+            index = self.cuts.index(cut) + 1
+            edge, cloud = Chain(list(self.stages[:index])), Chain(list(self.stages[index:]))
+        clone = SplitClassifier.__new__(SplitClassifier)
+        nn.Module.__init__(clone)
+        for name, child in self.named_children():
+            clone.add_module(name, child)
+        object.__setattr__(clone, "_edge", edge)
+        object.__setattr__(clone, "_cloud", cloud)
+        object.__setattr__(clone, "_default_halves", self._default_halves)
+        clone.spec, clone.split_point, clone.default_split, clone.stages = self.spec, cut, self.default_split, self.stages
+        return clone.train(self.training)
 
     @property
     def edge(self) -> nn.Module:
@@ -75,9 +140,10 @@ class SplitClassifier(nn.Module):
 
     def train(self, mode: bool = True) -> "SplitClassifier":
         super().train(mode)
-        # The halves share their children with self, but their own `training` flags are separate.
-        self._edge.training = mode
-        self._cloud.training = mode
+        # The halves share their children with self, but their own `training` flags (and those of a
+        # Chain's wrappers) are separate.
+        self._edge.train(mode)
+        self._cloud.train(mode)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

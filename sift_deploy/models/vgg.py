@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from .blocks import CBAM, SqueezeExcite, TripletAttention, Up, funnel
-from .split import ModelSpec, SplitClassifier
+from .split import ModelSpec, SplitClassifier, Stage
 
 FUNNEL_CHANNELS = 4
 CLOUD_WIDTH = 256
@@ -133,11 +133,35 @@ class PlainVGGCloud(nn.Module):
         return self.classifier(torch.flatten(self.features(z), 1))
 
 
+def pooled_blocks(features: nn.Sequential) -> list[Stage]:
+    """One stage per VGG block (its convs up to and including its max-pool), named `features.<pool index>`."""
+    stages, block = [], []
+    for key, layer in features.named_children():
+        block.append(layer)
+        if isinstance(layer, nn.MaxPool2d):
+            stages.append(Stage(f"features.{key}", tuple(block)))
+            block = []
+    return stages
+
+
 def siftfunnel_vgg16bn(spec: ModelSpec) -> SplitClassifier:
     edge = SiftFunnelVGGEdge(spec.in_channels)
-    return SplitClassifier(spec, edge, SiftFunnelVGGCloud(spec.input_size, spec.num_classes), "cbam")
+    cloud = SiftFunnelVGGCloud(spec.input_size, spec.num_classes)
+    stages = [
+        Stage("triplet1", (edge.conv1, edge.se_block1, edge.triplet1), block_idx=1),
+        Stage("triplet2", (edge.conv2, edge.se_block2, edge.triplet2), block_idx=2),
+        Stage("cbam", (edge.layer1, edge.se_block3, edge.cbam), block_idx=3),
+        Stage("triplet_cloud", (cloud.up, cloud.triplet_cloud)),
+        Stage("block2_mix", (cloud.block2_mix,)),
+        *pooled_blocks(cloud.features),
+        Stage("classifier", (nn.Flatten(), cloud.classifier)),
+    ]
+    return SplitClassifier(spec, edge, cloud, "cbam", stages=stages)
 
 
 def plain_vgg16bn(spec: ModelSpec) -> SplitClassifier:
     edge = PlainVGGEdge(spec.in_channels)
-    return SplitClassifier(spec, edge, PlainVGGCloud(spec.input_size, spec.num_classes), f"features.{PLAIN_CUT - 1}")
+    cloud = PlainVGGCloud(spec.input_size, spec.num_classes)
+    stages = [*pooled_blocks(edge.features), *pooled_blocks(cloud.features),
+              Stage("classifier", (nn.Flatten(), cloud.classifier))]
+    return SplitClassifier(spec, edge, cloud, f"features.{PLAIN_CUT - 1}", stages=stages)

@@ -337,6 +337,8 @@ def bench_command(
     tolerance: Annotated[float, typer.Option(help="Percent a figure may exceed the baseline before it counts as a regression.")] = 10.0,
     server: Annotated[Optional[str], typer.Option("--server", help="Measure end to end against Triton serving this bundle (grpc://HOST:PORT or http://HOST:PORT).")] = None,
     clients: Annotated[int, typer.Option("--clients", help="With --server: concurrent clients in the throughput phase.")] = 1,
+    profile: Annotated[bool, typer.Option("--profile", help="Also profile per op (ORT's profiler; LiteRT per-node timing): the ops that take the most time, and the share of quantize/dequantize and layout changes.")] = False,
+    profile_runs: Annotated[int, typer.Option("--profile-runs", help="With --profile: profiled inferences.")] = 50,
 ) -> None:
     """Time the bundle's edge artifact on this device: latency, peak memory, bytes on the wire.
 
@@ -356,7 +358,8 @@ def bench_command(
     from .bench import BenchOptions, render_markdown, render_tables, run_bench, write_text
 
     options = BenchOptions(iterations=iterations, warmup=warmup, threads=threads, batch=batch, runtime=runtime,
-                           baseline=baseline, tolerance_pct=tolerance)
+                           baseline=baseline, tolerance_pct=tolerance, profile=profile,
+                           profile_runs=profile_runs)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=err_console, auto_refresh=False, transient=True)
     tasks: dict[str, tuple[int, int]] = {}

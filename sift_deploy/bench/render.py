@@ -87,6 +87,33 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+PROFILE_TOP = 10
+
+
+def profile_rows(report: dict, top: int = PROFILE_TOP) -> list[tuple[str, str, str, str]]:
+    """(op, op type, us per run, share) for the `top` slowest ops of --profile, then the shares of
+    quantize/dequantize and layout changes."""
+    prof = report.get("profile")
+    if not prof:
+        return []
+    rows = [(op["node"], op["op_type"], f"{op['us']:,.1f}", f"{op['share']:.1%}") for op in prof["ops"][:top]]
+    rest = prof["ops"][top:]
+    if rest:
+        rows.append((f"({len(rest)} more ops)", "", f"{sum(o['us'] for o in rest):,.1f}",
+                     f"{sum(o['share'] for o in rest):.1%}"))
+    shares = prof["shares"]
+    rows.append(("share: quantize / dequantize", "", "", f"{shares['quantize_dequantize']:.1%}"))
+    rows.append(("share: layout changes", "", "", f"{shares['layout']:.1%}"))
+    rows.append(("share: compute", "", "", f"{shares['compute']:.1%}"))
+    return rows
+
+
+def profile_title(report: dict) -> str:
+    prof = report["profile"]
+    return (f"per-op profile: {prof['method']}; {prof['runs']} runs at batch {prof['batch']}, "
+            f"op time {prof['op_us_total']:,.1f} us per run")
+
+
 def provenance_rows(report: dict) -> list[tuple[str, str]]:
     p = report["provenance"]
     versions = ", ".join(f"{k} {v}" for k, v in p["runtime_versions"].items())
@@ -120,7 +147,15 @@ def render_tables(report: dict) -> list:
     prov.add_column("")
     for key, value in provenance_rows(report):
         prov.add_row(escape(key), escape(str(value)))
-    return [table, prov]
+    tables = [table, prov]
+    if report.get("profile"):
+        ops = Table(title=escape(profile_title(report)), title_justify="left")
+        for column, justify in (("op", "left"), ("type", "left"), ("us / run", "right"), ("share", "right")):
+            ops.add_column(column, justify=justify)
+        for row in profile_rows(report):
+            ops.add_row(*(escape(c) for c in row))
+        tables.append(ops)
+    return tables
 
 
 def render_markdown(report: dict) -> str:
@@ -139,6 +174,9 @@ def render_markdown(report: dict) -> str:
         cell = lambda t: str(t).replace("|", "\\|")  # noqa: E731
         lines.append(f"| {cell(section) if section != last else ''} | {cell(figure)} | {cell(value)} |")
         last = section
+    if report.get("profile"):
+        lines += ["", f"**{profile_title(report)}**", "", "| op | type | us / run | share |", "|---|---|---:|---:|"]
+        lines += [f"| {' | '.join(str(c).replace('|', '/') for c in row)} |" for row in profile_rows(report)]
     lines += ["", "<details><summary>provenance</summary>", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in provenance_rows(report)]
     lines += ["", "</details>", ""]

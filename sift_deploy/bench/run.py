@@ -120,6 +120,10 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
         versions = {k: str(v) for k, v in runner.versions().items()}
         progress("measuring features", 0, 1)
         z = np.concatenate([runner.infer(inputs[i:i + FEATURE_BATCH]) for i in range(0, len(inputs), FEATURE_BATCH)])
+        op_profile = None
+        if options.profile:
+            progress("profiling ops", 0, 1)
+            op_profile = runner.profile(batches[0], runs=options.profile_runs)
         label = runner.label
         if getattr(runner, "runtime", None):  # a runner that picks among runtimes says which one ran
             label = f"{label} via {runner.runtime}"
@@ -159,6 +163,8 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
         "torch_imported": sys.modules.get("torch") is not None,
         "notes": notes,
     }
+    if op_profile is not None:
+        report["profile"] = op_profile
     report["budgets"] = check_budgets(profile, report)
     report["baseline"] = (compare_baseline(baseline, report, options.tolerance_pct, options.baseline)
                           if baseline is not None else None)

@@ -215,6 +215,39 @@ class BaselineComparison(Part):
     items: list[BaselineItem]
 
 
+class ProfiledOp(Part):
+    node: str
+    op_type: str
+    category: Literal["quantize_dequantize", "layout", "compute"]
+    us: Annotated[float, Field(ge=0)] = Field(description="mean time of the node per run, microseconds")
+    share: Annotated[float, Field(ge=0, le=1)] = Field(description="of the sum of all op times")
+
+
+class OpTypeShare(Part):
+    op_type: str
+    us: Annotated[float, Field(ge=0)]
+    share: Annotated[float, Field(ge=0, le=1)]
+
+
+class CategoryShares(Part):
+    quantize_dequantize: Annotated[float, Field(ge=0, le=1)]
+    layout: Annotated[float, Field(ge=0, le=1)]
+    compute: Annotated[float, Field(ge=0, le=1)]
+
+
+class OpProfile(Part):
+    """`bench --profile`: per-op times from the runtime's profiler or per-node timing (backends/profiling.py)."""
+    method: str
+    runs: Positive
+    batch: Positive
+    op_us_total: Annotated[float, Field(ge=0)]
+    run_us: float | None = Field(description="a whole profiled run, microseconds (profiling slows it down)")
+    shares: CategoryShares
+    op_types: list[OpTypeShare]
+    ops: list[ProfiledOp] = Field(description="every op, slowest first")
+    notes: list[str]
+
+
 class BenchReport(Document):
     """`sift-deploy bench --json`: latency, memory and features on the wire of one bundle on one device."""
 
@@ -237,3 +270,4 @@ class BenchReport(Document):
     baseline: BaselineComparison | None
     failures: list[str]
     passed: bool
+    profile: OpProfile | None = Field(default=None, description="present with --profile")

@@ -160,6 +160,12 @@ def _parity_table(parity: dict, title: str):
     if "top1_agreement" in parity:
         rows.append(("top-1 agreement with float", f"{parity['top1_agreement']:.2%}",
                      f">= {limits['min_top1_agreement']:.2%}" if limits else ""))
+    if "top1_agreement_interval" in parity:
+        lo, hi = parity["top1_agreement_interval"]
+        sample = parity.get("sample") or {}
+        rows.append((f"  95% interval ({sample.get('images', parity['images']):,} of {sample.get('of', parity['images']):,} images)",
+                     f"{lo:.2%} - {hi:.2%}", "narrower than the margin" if parity.get("interval_narrower_than_margin")
+                     else ("wider than the margin" if "interval_narrower_than_margin" in parity else "")))
     if "accuracy_float" in parity:
         rows.append(("accuracy float / deployed", f"{parity['accuracy_float']:.2%} / {parity['accuracy_deployed']:.2%}", ""))
     if "wire_int8" in parity:
@@ -186,6 +192,7 @@ def export_command(
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling, recorded in the manifest.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    parity_images: Annotated[str, typer.Option("--parity-images", help="Test images for the parity run: a sample size (its 95% agreement interval is reported) or 'all'.")] = "3000",
 ) -> None:
     """Split at the funnel, quantize and export the edge for a device, export the float cloud, check parity.
 
@@ -196,7 +203,8 @@ def export_command(
     with err_console.status("exporting", spinner="dots") as status:
         try:
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
-                                    calib_count, arch=arch, on_stage=lambda s: status.update(s))
+                                    calib_count, arch=arch, parity_images=parity_images,
+                                    on_stage=lambda s: status.update(s))
         except SiftError as exc:
             status.stop()
             fail(str(exc))
@@ -210,6 +218,8 @@ def export_command(
         console.print(_parity_table(parity, f"parity on {parity['images']} images ({parity['source']}, {parity['runtime']})"))
         for note in manifest["export"]["details"].get("notes", []):
             console.print(f"note: {note}")
+        if parity.get("note"):
+            console.print(f"note: {parity['note']}")
     if not outcome.passed:
         for failure in parity["failures"]:
             err_console.print(f"[bold red]parity failed:[/] {failure}")

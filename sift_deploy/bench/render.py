@@ -47,6 +47,13 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
             ("memory", "peak over baseline", _fmt(mem["peak_over_baseline_mb"], 1, "MB")),
             ("memory", "cold runtime import / cold load", f"{mem['runtime_import_ms']:.0f} ms / {mem['cold_load_ms']:.1f} ms"),
         ]
+    floor = report.get("floor")
+    if floor and "skipped" in floor:
+        rows.append(("latency", "compute floor", f"skipped: {floor['skipped']}"))
+    elif floor:
+        rows.append(("latency", f"compute floor: {floor['edge_macs'] * floor['batch'] / 1e6:,.1f} M MACs / peak "
+                     f"{floor['peak_gmacs_per_s']:,.1f} GMAC/s ({floor['probe']})",
+                     f"{floor['floor_ms']:.4f} ms; p50 is {floor['p50_over_floor']:,.1f}x the floor"))
     rows.append(("memory", "artifact on disk", f"{report['bundle']['artifact_bytes']:,} B"))
     raw = feat["bytes_per_image"]
     comp = feat["compression"]

@@ -215,6 +215,19 @@ class BaselineComparison(Part):
     items: list[BaselineItem]
 
 
+class Floor(Part):
+    """The bundle's compute floor on this machine: edge MACs x batch / this runtime's peak at this precision."""
+    edge_macs: Positive
+    batch: Positive
+    probe: str
+    probe_macs: Positive
+    probe_p50_ms: Milliseconds
+    peak_gmacs_per_s: float
+    floor_ms: Milliseconds
+    p50_over_floor: float | None
+    note: str
+
+
 class ProfiledOp(Part):
     node: str
     op_type: str
@@ -271,3 +284,5 @@ class BenchReport(Document):
     failures: list[str]
     passed: bool
     profile: OpProfile | None = Field(default=None, description="present with --profile")
+    floor: Annotated[Annotated[Floor, Tag("measured")] | Annotated[Skipped, Tag("skipped")],
+                     Discriminator(_measured_or_skipped)] | None = Field(default=None, description="the compute floor")

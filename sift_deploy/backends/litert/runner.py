@@ -125,6 +125,10 @@ class LiteRTRunner(Runner):
     def _invoke(self, batch: np.ndarray) -> np.ndarray:
         return self._call1(batch)
 
+    def raw_call(self):
+        """set_tensor / invoke / get_tensor of the batch-1 graph, on input already in the file's dtype and layout."""
+        return self._call1, self._to_model
+
     def graph_batch(self, n: int) -> int:
         """The batch of the graph a call with n images runs (n itself for a dynamic-batch file)."""
         if self._dynamic_batch:

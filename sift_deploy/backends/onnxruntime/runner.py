@@ -81,6 +81,10 @@ class OnnxRuntimeRunner(Runner):
         names = [o.name for o in self.session.get_outputs()]
         return dict(zip(names, self.session.run(names, {self.input_name: x})))
 
+    def raw_call(self):
+        sess, name, out = self.session, self.input_name, self.output_name
+        return (lambda x: sess.run([out], {name: x})), (lambda x: np.ascontiguousarray(x, dtype=np.float32))
+
     def profile(self, x: np.ndarray, runs: int = 50, warmup: int = 10) -> dict:
         """ORT's own profiler (SessionOptions.enable_profiling) on a separate session with this runner's
         settings: `_kernel_time` events of category Node, from the timed runs only, mean per run."""

@@ -91,7 +91,7 @@ def reference_int8(tmp_path_factory):
         require_backend(target)
         if target not in done:
             done[target] = export_bundle(None, target, "int8", output=root / target,
-                                         parity_on_test_split=target in TEST_SPLIT_TARGETS)
+                                         parity_on_test_split=target in TEST_SPLIT_TARGETS, parity_images="all")
         return done[target]
 
     return get

@@ -1,5 +1,8 @@
-"""Side by side: the reference SiftFunnel edge (1x1x32x32) in PyTorch eager and in the artifacts our
-backends export, at batch 1 and 32, with 1 thread and with all cores; plus each runtime's peak MAC rate.
+"""Side by side: the SiftFunnel edges of all three backbones - the reference CNN (1x1x32x32, shipped
+checkpoint) and the VGG16-BN and ResNet18 edges (1x1x64x64, random init, seed 0: the same weights feed
+every runtime) - in PyTorch eager and in the artifacts our backends export, at batch 1 and 32, with 1
+thread (`--threads 1,2` adds all cores); plus each runtime's peak MAC rate, per-op profiles of every
+artifact, the runners' own overhead against the raw runtime call, and a plain all-int8 LiteRT anchor.
 
 Runtimes (each configuration in a fresh subprocess, so no thread pool or allocator state is shared):
   PyTorch eager fp32   `load_checkpoint()` edge, torch.set_num_threads(n), inference_mode: what a user runs
@@ -21,7 +24,14 @@ each configuration the driver waits (up to `--max-wait` s) until other processes
 use while it ran, and re-runs it (up to `--retries` times, keeping the quietest run) if they used more. The calling
 thread's CPU time per call is recorded too (robust to contention at 1 thread).
 
-    .venv/bin/python benchmarks/bench_runtimes.py [--rounds 3] [--out benchmarks/RESULTS.md] [--work DIR]
+Extra rows (reference CNN, batch 1): `raw:<runtime>` times the runtime's own call on the same file (ORT
+`sess.run`; LiteRT `set_tensor/invoke/get_tensor` with input already in the file's dtype) - the runner
+overhead is runner p50 / raw p50 - 1; `litert-int8-all` is the edge converted all-int8 by our litert
+backend (`float_tail = false`: int8 in, int8 out) and timed with the raw call, the anchor for LiteRT int8.
+Per-op profiles (`runner.profile`, what `sift-deploy bench --profile` prints) are written to --profiles.
+
+    .venv/bin/python benchmarks/bench_runtimes.py [--rounds 3] [--threads 1] [--backbones cnn,vgg16bn,resnet18]
+        [--out benchmarks/RESULTS.md] [--work DIR] [--max-wait 60]
 """
 
 from __future__ import annotations
@@ -47,13 +57,25 @@ sys.path.insert(0, str(ROOT))
 from sift_deploy.bench.timing import CallTimes, time_calls, time_runner, warm_up  # noqa: E402
 
 RUNTIMES = ("eager-fp32", "ort-fp32", "ort-int8", "litert-fp32", "litert-int8")
+ARTIFACTS = RUNTIMES[1:]
+ANCHOR = "litert-int8-all"
 LABELS = {"eager-fp32": "PyTorch eager fp32", "ort-fp32": "ORT fp32", "ort-int8": "ORT int8",
-          "litert-fp32": "LiteRT fp32", "litert-int8": "LiteRT int8"}
+          "litert-fp32": "LiteRT fp32", "litert-int8": "LiteRT int8", ANCHOR: "LiteRT all-int8 anchor (raw call)"}
 BATCHES = (1, 32)
+# name -> (architecture, input size, weights)
+BACKBONES = {"cnn": ("siftfunnel-cnn", 32, "the shipped reference checkpoint"),
+             "vgg16bn": ("siftfunnel-vgg16bn", 64, "random init (torch.manual_seed(0))"),
+             "resnet18": ("siftfunnel-resnet18", 64, "random init (torch.manual_seed(0))")}
+BACKBONE_LABELS = {"cnn": "CNN 32x32", "vgg16bn": "VGG16-BN edge 64x64", "resnet18": "ResNet18 edge 64x64"}
 PEAK_SHAPE = (1, 256, 56, 56)
 PEAK_MACS = 256 * 256 * 9 * 56 * 56
-RUNS = {1: (50, 1000), 32: (10, 100), "peak": (5, 40)}  # (warm-up, timed)
+RUNS = {1: (50, 1000), 32: (10, 100), "peak": (5, 40)}  # (warm-up, timed) for the reference CNN
+BIG_RUNS = {1: (3, 30), 32: (1, 6)}  # VGG16-BN / ResNet18 edges: 100-400 M MACs per image
+PROFILE_RUNS = {"cnn": 100, "big": 5}
 GOAL_SPEEDUP = 10.0
+GOAL_INT8_B32 = 1.5
+GOAL_ANCHOR = 1.2
+GOAL_OVERHEAD = 0.10
 
 
 # ============================================================================ child: one configuration
@@ -74,44 +96,91 @@ def _time(call, x_list, warmup: int, runs: int) -> dict:
     return _summary(time_calls(call, x_list, runs))
 
 
+def _edge_module(backbone: str, work: Path):
+    """The float edge of a backbone: the reference checkpoint's, or the random-init one saved at export."""
+    import torch
+
+    from sift_deploy.models import ModelSpec, build_model
+
+    if backbone == "cnn":
+        from sift_deploy.checkpoint import load_checkpoint
+
+        return load_checkpoint().model.edge.eval()
+    arch, size, _ = BACKBONES[backbone]
+    model = build_model(ModelSpec(arch=arch, input_size=size))
+    model.edge.load_state_dict(torch.load(work / backbone / "edge.pt", weights_only=True))
+    return model.edge.eval()
+
+
+def _open_runner(backbone: str, runtime: str, work: Path, threads: int):
+    from sift_deploy.backends import get_backend
+    from sift_deploy.backends.base import Artifacts
+
+    meta = json.loads((work / "artifacts.json").read_text())[backbone][runtime]
+    backend = "onnxruntime" if runtime.startswith("ort") else "litert"
+    return get_backend(backend).create_runner(Artifacts(folder=work / backbone / runtime), meta["file"],
+                                              meta["details"], threads)
+
+
+def _raw_call(runner):
+    """The runtime's own call on the runner's file, and a function that turns float NCHW input into
+    what that call takes (done outside the timed call)."""
+    runner.activate()
+    if runner.name == "onnxruntime":
+        sess, name, out = runner.session, runner.input_name, runner.output_name
+        return (lambda x: sess.run([out], {name: x})), (lambda x: np.ascontiguousarray(x, dtype=np.float32))
+    return runner._call1, runner._to_model
+
+
 def child(spec: dict) -> dict:
     runtime, threads, kind, work = spec["runtime"], spec["threads"], spec["kind"], Path(spec["work"])
+    backbone = spec.get("backbone", "cnn")
     cpu0 = time.process_time()
-    if kind == "edge":
+    if kind in ("edge", "profile"):
         batch = spec["batch"]
-        inputs = np.load(work / "inputs.npy")
+        inputs = np.load(work / backbone / "inputs.npy")
         n = len(inputs) // batch
         x_list = [np.ascontiguousarray(inputs[i * batch:(i + 1) * batch]) for i in range(n)]
-        warmup, runs = RUNS[batch]
+        warmup, runs = (RUNS if backbone == "cnn" else BIG_RUNS)[batch]
     else:
         rng = np.random.default_rng(0)
         x_list = [rng.standard_normal(PEAK_SHAPE, dtype=np.float32)]
         warmup, runs = RUNS["peak"]
+    if kind == "profile":
+        runner = _open_runner(backbone, runtime, work, threads)
+        prof = runner.profile(x_list[0], runs=PROFILE_RUNS["cnn" if backbone == "cnn" else "big"],
+                              warmup=5 if backbone == "cnn" else 2)
+        out = Path(spec["profiles"]) / f"{backbone}-{runtime}-b{batch}-t{threads}.json"
+        out.write_text(json.dumps({"backbone": backbone, "runtime": runtime, "batch": batch, "threads": threads,
+                                   "load_average": os.getloadavg(), **prof}, indent=1))
+        return {"profile": str(out), "shares": prof["shares"], "top": prof["ops"][:3],
+                "cpu_s": time.process_time() - cpu0}
     if runtime == "eager-fp32":
         import torch
 
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
         if kind == "edge":
-            from sift_deploy.checkpoint import load_checkpoint
-
-            module = load_checkpoint().model.edge.eval()
+            module = _edge_module(backbone, work)
         else:
             torch.manual_seed(0)
             module = torch.nn.Conv2d(256, 256, 3, padding=1).eval()
         xs = [torch.from_numpy(x) for x in x_list]
         with torch.inference_mode():
             result = _time(module, xs, warmup, runs)
+    elif kind == "edge" and (runtime.startswith("raw:") or runtime == ANCHOR):
+        runner = _open_runner(backbone, runtime.removeprefix("raw:"), work, threads)
+        try:
+            call, prepare = _raw_call(runner)
+            result = _time(call, [prepare(x) for x in x_list], warmup, runs)
+        finally:
+            runner.deactivate()
     elif kind == "edge":
-        from sift_deploy.backends import get_backend
-        from sift_deploy.backends.base import Artifacts
-
-        meta = json.loads((work / "artifacts.json").read_text())[runtime]
-        backend = "onnxruntime" if runtime.startswith("ort") else "litert"
-        runner = get_backend(backend).create_runner(Artifacts(folder=work / runtime), meta["file"], meta["details"],
-                                                    threads)
+        runner = _open_runner(backbone, runtime, work, threads)
         try:
             result = _summary(time_runner(runner, x_list, runs, warmup).calls)
+            if hasattr(runner, "graph_batch"):
+                result["graph_batch"] = runner.graph_batch(batch)
         finally:
             runner.deactivate()
     elif runtime.startswith("ort"):
@@ -161,43 +230,76 @@ def _calibration_inputs(mean: float, std: float, size: int):
     return calib, held_out
 
 
-def build_artifacts(work: Path, log) -> dict:
-    """Export the reference edge with our x86 and rpi backends, and the peak conv in every runtime."""
-    import torch
-
+def _export_one(backend: str, edge, input_shape, precision: str, calib, out: Path, options: dict) -> dict:
     from sift_deploy.backends import export_edge
     from sift_deploy.backends.base import ExportRequest
+
+    out.mkdir(parents=True, exist_ok=True)
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    request = ExportRequest(edge=edge, input_shape=input_shape, precision=precision, calibration=calib,
+                            calib_method="minmax", out_dir=out, options=options, seed=0)
+    result = export_edge(backend, request)
+    return {"file": result.files["edge"], "files": result.files, "details": result.details,
+            "bytes": (out / result.files["edge"]).stat().st_size,
+            "export_s": round(time.perf_counter() - wall0, 1), "export_cpu_s": round(time.process_time() - cpu0, 1),
+            "export_load": [round(v, 2) for v in os.getloadavg()]}
+
+
+def build_backbone(backbone: str, work: Path, log) -> dict:
+    """Export one backbone's edge with our x86 and rpi backends (profile options), plus (CNN) the all-int8 anchor."""
+    import torch
+
     from sift_deploy.checkpoint import load_checkpoint
+    from sift_deploy.models import ModelSpec, build_model
     from sift_deploy.models.summary import summarize
     from sift_deploy.profiles import load_profile
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    arch, size, weights = BACKBONES[backbone]
+    folder = work / backbone
+    folder.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint()
-    spec = ckpt.spec
-    summary = summarize(ckpt.model)
-    calib, held_out = _calibration_inputs(ckpt.mean, ckpt.std, spec.input_size)
-    np.save(work / "inputs.npy", np.ascontiguousarray(held_out, dtype=np.float32))
-    meta: dict = {"checkpoint": {"path": str(ckpt.path), "sha256": ckpt.sha256}, "edge_macs": summary.edge.macs,
-                  "edge_params": summary.edge.params, "input_shape": list(spec.input_shape),
-                  "transmitted_shape": list(summary.transmitted_shape)}
+    if backbone == "cnn":
+        model, source = ckpt.model, {"path": str(ckpt.path), "sha256": ckpt.sha256}
+    else:
+        torch.manual_seed(0)
+        model = build_model(ModelSpec(arch=arch, input_size=size)).eval()
+        torch.save(model.edge.state_dict(), folder / "edge.pt")
+        source = {"weights": weights}
+    model.eval()
+    summary = summarize(model)
+    calib, held_out = _calibration_inputs(ckpt.mean, ckpt.std, size)
+    np.save(folder / "inputs.npy", np.ascontiguousarray(held_out, dtype=np.float32))
+    meta: dict = {"arch": arch, "source": source, "edge_macs": summary.edge.macs, "edge_params": summary.edge.params,
+                  "input_shape": list(model.spec.input_shape), "transmitted_shape": list(summary.transmitted_shape)}
     profiles = {"ort": load_profile("x86"), "litert": load_profile("rpi")}
-    for runtime in RUNTIMES[1:]:
+    for runtime in ARTIFACTS:
         family, precision = runtime.split("-")
         backend = "onnxruntime" if family == "ort" else "litert"
-        out = work / runtime
-        out.mkdir(exist_ok=True)
-        log(f"exporting the edge: {LABELS[runtime]} ({backend} backend)")
-        started = time.perf_counter()
-        request = ExportRequest(edge=ckpt.model.edge.eval(), input_shape=spec.input_shape, precision=precision,
-                                calibration=calib, calib_method="minmax", out_dir=out,
-                                options=dict(profiles[family].backend_options), seed=0)
-        result = export_edge(backend, request)
-        meta[runtime] = {"file": result.files["edge"], "details": result.details,
-                         "bytes": (out / result.files["edge"]).stat().st_size,
-                         "export_s": round(time.perf_counter() - started, 1)}
-    (work / "peak").mkdir(exist_ok=True)
-    meta["peak"] = build_peak(work / "peak", log)
-    (work / "artifacts.json").write_text(json.dumps(meta, indent=2, default=str))
+        log(f"{backbone}: exporting {LABELS[runtime]} ({backend} backend)")
+        meta[runtime] = _export_one(backend, model.edge.eval(), model.spec.input_shape, precision, calib,
+                                    folder / runtime, dict(profiles[family].backend_options))
+    if backbone == "cnn":
+        log(f"{backbone}: exporting the all-int8 LiteRT anchor (float_tail = false)")
+        meta[ANCHOR] = _export_one("litert", model.edge.eval(), model.spec.input_shape, "int8", calib, folder / ANCHOR,
+                                   {**profiles["litert"].backend_options, "float_tail": False, "batch_variants": []})
+    return meta
+
+
+def build_artifacts(work: Path, backbones: list[str], log) -> dict:
+    """Every backbone's artifacts, and the peak conv in every runtime; reuses what artifacts.json already has."""
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    path = work / "artifacts.json"
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    for backbone in backbones:
+        if backbone not in meta:
+            meta[backbone] = build_backbone(backbone, work, log)
+            path.write_text(json.dumps(meta, indent=2, default=str))
+    if "peak" not in meta:
+        (work / "peak").mkdir(exist_ok=True)
+        meta["peak"] = build_peak(work / "peak", log)
+        path.write_text(json.dumps(meta, indent=2, default=str))
     return meta
 
 
@@ -294,15 +396,26 @@ def run_child(spec: dict) -> dict:
     return result
 
 
-def configurations(cores: int) -> list[dict]:
-    threads = sorted({1, cores})
-    out = [{"kind": "edge", "runtime": r, "batch": b, "threads": t} for r in RUNTIMES for b in BATCHES for t in threads]
-    out += [{"kind": "peak", "runtime": r, "threads": t} for r in RUNTIMES for t in threads]
+def configurations(thread_set: list[int], backbones: list[str]) -> list[dict]:
+    out = [{"kind": "edge", "backbone": bb, "runtime": r, "batch": b, "threads": t}
+           for bb in backbones for r in RUNTIMES for b in BATCHES for t in thread_set]
+    if "cnn" in backbones:  # runner overhead and the all-int8 anchor: the reference CNN at batch 1
+        out += [{"kind": "edge", "backbone": "cnn", "runtime": r, "batch": 1, "threads": t}
+                for r in [f"raw:{a}" for a in ARTIFACTS] + [ANCHOR] for t in thread_set]
+    out += [{"kind": "peak", "runtime": r, "threads": t} for r in RUNTIMES for t in thread_set]
+    return out
+
+
+def profile_configurations(thread_set: list[int], backbones: list[str]) -> list[dict]:
+    """Per-op profiles: every artifact at batch 1, and the reference CNN's at batch 32 too (1 thread)."""
+    out = [{"kind": "profile", "backbone": bb, "runtime": r, "batch": 1, "threads": 1} for bb in backbones for r in ARTIFACTS]
+    if "cnn" in backbones:
+        out += [{"kind": "profile", "backbone": "cnn", "runtime": r, "batch": 32, "threads": 1} for r in ARTIFACTS]
     return out
 
 
 def key(c: dict) -> str:
-    return f"{c['kind']}|{c['runtime']}|{c.get('batch', 1)}|{c['threads']}"
+    return f"{c['kind']}|{c.get('backbone', '-')}|{c['runtime']}|{c.get('batch', 1)}|{c['threads']}"
 
 
 # ============================================================================ driver: report
@@ -325,150 +438,195 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict]:
         out[k] = {"p50_us": statistics.median(p50s), "cpu_p50_us": statistics.median(r["cpu_p50_us"] for r in ok),
                   "p90_us": statistics.median(r["p90_us"] for r in ok),
                   "p99_us": statistics.median(r["p99_us"] for r in ok), "p50_min_us": min(p50s), "p50_max_us": max(p50s),
-                  "rounds": len(ok), "other_cores_max": max(r.get("other_cores", 0) for r in ok)}
+                  "rounds": len(ok), "other_cores_max": max(r.get("other_cores", 0) for r in ok),
+                  "load1_median": statistics.median(r.get("load1", 0) for r in ok), "graph_batch": ok[0].get("graph_batch")}
     return out
 
 
-def write_results(out: Path, meta: dict, summary: dict, env: dict) -> None:
-    cores = env["cores"]
-    thread_set = sorted({1, cores})
-    macs = meta["edge_macs"]
+def write_results(out: Path, meta: dict, summary: dict, env: dict, profiles: dict) -> None:
+    thread_set = env["thread_set"]
+    backbones = env["backbones"]
 
-    def p50(runtime, batch, threads, kind="edge"):
-        s = summary.get(key({"kind": kind, "runtime": runtime, "batch": batch, "threads": threads}), {})
-        return s.get("p50_us")
+    def stat(backbone, runtime, batch, threads, kind="edge"):
+        return summary.get(key({"kind": kind, "backbone": backbone if kind == "edge" else "-", "runtime": runtime,
+                                "batch": batch, "threads": threads}), {})
+
+    def p50(backbone, runtime, batch, threads, kind="edge"):
+        return stat(backbone, runtime, batch, threads, kind).get("p50_us")
 
     def peak(runtime, threads):  # MAC/s
-        v = p50(runtime, 1, threads, "peak")
+        v = p50("-", runtime, 1, threads, "peak")
         return PEAK_MACS / (v / 1e6) if v else None
 
+    def verdict(ok: bool, miss: str) -> str:
+        return "met" if ok else f"**missed: {miss}**"
+
     L: list[str] = []
-    L += ["# Runtime benchmark: the SiftFunnel CNN edge, PyTorch eager vs our exported artifacts", ""]
+    L += ["# Runtime benchmark: the SiftFunnel edges, PyTorch eager vs our exported artifacts", ""]
     L += [f"Generated by `benchmarks/bench_runtimes.py` on {env['date']} in one run on one machine: "
-          f"**{env['cpu']}** (ISA: {env.get('isa', 'n/a')}), {cores} cores, {env['os']}, Python {env['python']}; "
+          f"**{env['cpu']}** (ISA: {env.get('isa', 'n/a')}), {env['cores']} cores, {env['os']}, Python {env['python']}; "
           + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".", ""]
-    L += [f"Model: the shipped reference checkpoint (`load_checkpoint()`, sha256 {meta['checkpoint']['sha256'][:12]}), "
-          f"edge input 1x{meta['input_shape'][1]}x{meta['input_shape'][2]} (1 channel), features z "
-          f"{'x'.join(map(str, meta['transmitted_shape']))}; edge {meta['edge_params']:,} parameters, "
-          f"**{macs:,} MACs per image** (conv + linear, `sift_deploy.models.summary`). Inputs: the 256 committed "
-          "held-out real images, cycled.", ""]
-    L += ["Artifacts: " + "; ".join(f"{LABELS[r]} `{meta[r]['file']}` ({meta[r]['bytes']:,} B)" for r in RUNTIMES[1:])
-          + ". ORT files come from our x86 backend (x86 profile options), LiteRT files from our rpi backend "
-          "(rpi profile options), as `sift-deploy export` writes them.", ""]
-    L += ["Method: every (runtime, batch, threads) configuration runs in a fresh subprocess; warm-up "
-          f"{RUNS[1][0]} / timed {RUNS[1][1]} calls at batch 1, {RUNS[32][0]} / {RUNS[32][1]} at batch 32; "
-          "one `perf_counter_ns` pair per call, gc off; p50 per process. "
-          f"{env['rounds']} interleaved rounds in shuffled order; the tables give the **median over rounds**. "
-          "PyTorch eager: `torch.set_num_threads(n)`, `inference_mode`, `edge(x)`. Exported artifacts: our runners' "
-          "`infer(x)` (float32 NCHW in, float32 z out) - what `sift-deploy bench` times; LiteRT int8 includes the "
-          "runner's numpy quantize/dequantize of the I/O, and at batch 32 LiteRT runs its static batch-1 graph 32 "
-          "times per call.", ""]
-    L += [f"Machine load: the driver waited for < {env['quiet_threshold']} busy cores (2 consecutive 1-s samples, "
-          f"at most {env['max_wait']} s) before each configuration. Load average at start "
-          f"{env['load_start']}, at end {env['load_end']}; other processes used at most "
-          f"{max((s.get('other_cores_max', 0) for s in summary.values()), default=0):.2f} cores during a timed "
-          f"configuration (median over configurations "
-          f"{statistics.median([s.get('other_cores_max', 0) for s in summary.values()] or [0]):.2f}). "
-          f"A configuration whose timed window saw others use >= {env['quiet_threshold']} cores was re-run (up to "
-          f"{env['retries']} times; the quietest run is kept): {env['configs_run']} child processes for "
-          f"{env['configs_planned']} configuration runs; {env['waits_exhausted']} kept runs were still disturbed "
-          "(see the last column of the full distribution).", ""]
+    L += ["## Models", "", "| backbone | architecture | input | weights | edge MACs / image | edge params | z |",
+          "|---|---|---|---|---|---|---|"]
+    for bb in backbones:
+        m = meta[bb]
+        weights = f"reference checkpoint (sha256 {m['source']['sha256'][:12]})" if "sha256" in m["source"] else m["source"]["weights"]
+        L.append(f"| {BACKBONE_LABELS[bb]} | `{m['arch']}` | 1x{'x'.join(map(str, m['input_shape']))} | {weights} | "
+                 f"{m['edge_macs']:,} | {m['edge_params']:,} | {'x'.join(map(str, m['transmitted_shape']))} |")
+    L += ["", "Inputs: the 256 committed held-out real images (Fashion-MNIST), at the backbone's input size, cycled. "
+          "The same exported file feeds every runtime row of its backbone.", ""]
+    L += ["## Artifacts and export times", "",
+          "Exported with `export_edge` (x86 profile options for ORT, rpi profile options for LiteRT, as `sift-deploy "
+          "export` does, without the float reference and parity runs), timed on this machine while other work shared it: "
+          "wall s, the exporting process's CPU s, and the 1-min load average at the end.", "",
+          "| backbone | artifact | file(s) | bytes | export wall s | export CPU s | load |", "|---|---|---|---|---|---|---|"]
+    for bb in backbones:
+        for r in (*ARTIFACTS, ANCHOR):
+            a = meta[bb].get(r)
+            if not a:
+                continue
+            files = ", ".join(f"`{f}`" for f in a.get("files", {"edge": a["file"]}).values())
+            L.append(f"| {BACKBONE_LABELS[bb]} | {LABELS[r]} | {files} | {a['bytes']:,} | {a.get('export_s', 'n/a')} | "
+                     f"{a.get('export_cpu_s', 'n/a')} | {a.get('export_load', ['n/a'])[0]} |")
+    L += ["", "Method: every (backbone, runtime, batch, threads) configuration runs in a fresh subprocess; warm-up / timed "
+          f"calls: CNN {RUNS[1][0]} / {RUNS[1][1]} at batch 1, {RUNS[32][0]} / {RUNS[32][1]} at batch 32; VGG16-BN and "
+          f"ResNet18 {BIG_RUNS[1][0]} / {BIG_RUNS[1][1]} and {BIG_RUNS[32][0]} / {BIG_RUNS[32][1]}. One "
+          "`perf_counter_ns` pair per call (`sift_deploy.bench.timing`), gc off; p50 per process. "
+          f"{env['rounds']} interleaved rounds in shuffled order; the tables give the **median over rounds**. PyTorch "
+          "eager: `torch.set_num_threads(n)`, `inference_mode`, `edge(x)`. Artifacts: our runners' `infer(x)` (float32 "
+          "NCHW in, float32 z out) - what `sift-deploy bench` times, including the runner's own work (LiteRT int8: "
+          "numpy quantize of the input). LiteRT at batch 32 runs the bundle's batch-32 graph once per call "
+          "(`batch_variants = [32]`).", ""]
+    L += [f"Machine load: **this run shared 2 cores with other agents' work.** Load average at start {env['load_start']}, "
+          f"at end {env['load_end']}; 1-min load at the end of each configuration: median {env['load1_median']:.2f}, "
+          f"max {env['load1_max']:.2f}. The driver waited up to {env['max_wait']} s for < {env['quiet_threshold']} busy "
+          f"cores before each configuration and re-ran a disturbed one up to {env['retries']} times: {env['configs_run']} "
+          f"child processes for {env['configs_planned']} configuration runs; {env['waits_exhausted']} kept runs were still "
+          "disturbed. Absolute times are inflated and noisy; **ratios between interleaved rows are the result**. The "
+          "calling-thread CPU p50 (full distribution) is robust to sharing at 1 thread.", ""]
 
     for threads in thread_set:
         L += [f"## p50 latency (µs), {threads} thread(s); in brackets: speed-up over PyTorch eager fp32", ""]
-        L += ["| batch | MACs | " + " | ".join(LABELS[r] for r in RUNTIMES) + " |",
-              "|---|---|" + "---|" * len(RUNTIMES)]
-        for batch in BATCHES:
-            eager = p50("eager-fp32", batch, threads)
-            cells = []
-            for r in RUNTIMES:
-                v = p50(r, batch, threads)
-                cells.append("n/a" if v is None else f"{fmt_us(v)} ({eager / v:.1f}x)" if eager else fmt_us(v))
-            L.append(f"| {batch} | {macs * batch / 1e6:.1f} M | " + " | ".join(cells) + " |")
+        L += ["| backbone | batch | MACs | " + " | ".join(LABELS[r] for r in RUNTIMES) + " |",
+              "|---|---|---|" + "---|" * len(RUNTIMES)]
+        for bb in backbones:
+            for batch in BATCHES:
+                eager = p50(bb, "eager-fp32", batch, threads)
+                cells = []
+                for r in RUNTIMES:
+                    v = p50(bb, r, batch, threads)
+                    cells.append("n/a" if v is None else f"{fmt_us(v)} ({eager / v:.1f}x)" if eager else fmt_us(v))
+                L.append(f"| {BACKBONE_LABELS[bb]} | {batch} | {meta[bb]['edge_macs'] * batch / 1e6:,.1f} M | "
+                         + " | ".join(cells) + " |")
         L.append("")
 
-    # goals
-    L += ["## Goals (batch 1, 1 thread, unless stated)", "", "| goal | measured | verdict |", "|---|---|---|"]
-    eager1 = p50("eager-fp32", 1, 1)
-    for r in RUNTIMES[1:]:
-        v = p50(r, 1, 1)
-        if v is None or eager1 is None:
-            L.append(f"| {LABELS[r]} >= {GOAL_SPEEDUP:g}x faster than PyTorch eager fp32 | n/a | not measured |")
-            continue
-        speedup = eager1 / v
-        if speedup >= GOAL_SPEEDUP:
-            verdict = "met"
-        else:
-            verdict = (f"**missed by {GOAL_SPEEDUP / speedup:.2f}x** (needs p50 <= {fmt_us(eager1 / GOAL_SPEEDUP)} µs, "
-                       f"is {fmt_us(v)} µs)")
-        L.append(f"| {LABELS[r]} >= {GOAL_SPEEDUP:g}x faster than PyTorch eager fp32 ({fmt_us(eager1)} µs) | "
-                 f"{speedup:.1f}x ({fmt_us(v)} µs) | {verdict} |")
-    for family in ("ort", "litert"):
-        f32, i8 = p50(f"{family}-fp32", 1, 1), p50(f"{family}-int8", 1, 1)
-        name = LABELS[f"{family}-int8"]
-        if f32 is None or i8 is None:
-            L.append(f"| {name} no slower than its fp32 sibling | n/a | not measured |")
-            continue
-        ratio = i8 / f32
-        verdict = "met" if ratio <= 1.0 else f"**missed: {(ratio - 1) * 100:.0f}% slower** ({fmt_us(i8 - f32)} µs more)"
-        L.append(f"| {name} no slower than {LABELS[f'{family}-fp32']} | int8 / fp32 = {ratio:.2f} "
-                 f"({fmt_us(i8)} vs {fmt_us(f32)} µs) | {verdict} |")
-    for threads in thread_set:
-        for r in RUNTIMES:
-            v, pk = p50(r, 32, threads), peak(r, threads)
-            if v is None or pk is None:
+    L += ["## Goals (1 thread)", "", "| goal | measured | verdict |", "|---|---|---|"]
+    t = 1
+    for bb in backbones:
+        for family in ("ort", "litert"):
+            for batch in BATCHES:
+                f32, i8 = p50(bb, f"{family}-fp32", batch, t), p50(bb, f"{family}-int8", batch, t)
+                name = f"{BACKBONE_LABELS[bb]} b{batch}: {LABELS[f'{family}-int8']} no slower than fp32"
+                if f32 is None or i8 is None:
+                    L.append(f"| {name} | n/a | not measured |")
+                    continue
+                L.append(f"| {name} | int8 / fp32 = {i8 / f32:.2f} ({fmt_us(i8)} vs {fmt_us(f32)} µs) | "
+                         f"{verdict(i8 <= f32, f'{(i8 / f32 - 1) * 100:.0f}% slower')} |")
+                if bb != "cnn" and batch == 32:
+                    L.append(f"| {BACKBONE_LABELS[bb]} b32: {LABELS[f'{family}-int8']} >= {GOAL_INT8_B32}x faster than "
+                             f"fp32 | {f32 / i8:.2f}x | {verdict(f32 / i8 >= GOAL_INT8_B32, f'{f32 / i8:.2f}x < {GOAL_INT8_B32}x')} |")
+    if "cnn" in backbones:
+        eager1 = p50("cnn", "eager-fp32", 1, t)
+        for r in ARTIFACTS:
+            v = p50("cnn", r, 1, t)
+            if v is None or eager1 is None:
                 continue
-            floor = macs * 32 / pk * 1e6
-            L.append(f"| batch 32, {threads} thread(s): {LABELS[r]} distance to its compute floor | "
-                     f"{fmt_us(v)} µs vs floor {fmt_us(floor)} µs | {v / floor:.1f}x the floor |")
+            sp = eager1 / v
+            L.append(f"| CNN b1: {LABELS[r]} >= {GOAL_SPEEDUP:g}x faster than eager ({fmt_us(eager1)} µs) | {sp:.1f}x "
+                     f"({fmt_us(v)} µs) | {verdict(sp >= GOAL_SPEEDUP, f'by {GOAL_SPEEDUP / sp:.2f}x (needs <= {fmt_us(eager1 / GOAL_SPEEDUP)} µs)')} |")
+        li8, anchor = p50("cnn", "litert-int8", 1, t), p50("cnn", ANCHOR, 1, t)
+        if li8 and anchor:
+            L.append(f"| CNN b1: LiteRT int8 within {GOAL_ANCHOR}x of the all-int8 anchor | {li8 / anchor:.2f}x "
+                     f"({fmt_us(li8)} vs {fmt_us(anchor)} µs) | {verdict(li8 / anchor <= GOAL_ANCHOR, f'{li8 / anchor:.2f}x')} |")
+        for r in ARTIFACTS:
+            v, raw = p50("cnn", r, 1, t), p50("cnn", f"raw:{r}", 1, t)
+            if v and raw:
+                over = v / raw - 1
+                L.append(f"| CNN b1: {LABELS[r]} runner overhead (`infer` vs raw call) <= {GOAL_OVERHEAD:.0%} of p50 | "
+                         f"{over:+.1%} ({fmt_us(v)} vs {fmt_us(raw)} µs) | "
+                         f"{verdict(over <= GOAL_OVERHEAD, f'{over:.0%}')} |")
+    for bb in backbones:
+        for r in ("litert-fp32", "litert-int8"):
+            g = stat(bb, r, 32, t).get("graph_batch")
+            if g is not None:
+                L.append(f"| {BACKBONE_LABELS[bb]} b32: {LABELS[r]} runs a batched graph | graph batch {g} | "
+                         f"{verdict(g == 32, f'batch-{g} graph')} |")
     L.append("")
 
     L += [f"## Peak-rate probe: Conv2d 256->256 3x3 on 1x256x56x56 ({PEAK_MACS / 1e9:.3f} GMAC)", "",
           "| runtime | threads | p50 ms | rounds: p50 min-max ms | peak GMAC/s |", "|---|---|---|---|---|"]
     for r in RUNTIMES:
         for threads in thread_set:
-            s = summary.get(key({"kind": "peak", "runtime": r, "threads": threads}), {})
-            if "p50_us" not in s:
-                L.append(f"| {LABELS[r]} | {threads} | n/a ({s.get('error', 'not run')}) | | |")
+            st = stat("-", r, 1, threads, "peak")
+            if "p50_us" not in st:
+                L.append(f"| {LABELS[r]} | {threads} | n/a ({st.get('error', 'not run')}) | | |")
                 continue
-            L.append(f"| {LABELS[r]} | {threads} | {s['p50_us'] / 1e3:.2f} | {s['rounds']}: {s['p50_min_us'] / 1e3:.2f}-"
-                     f"{s['p50_max_us'] / 1e3:.2f} | {PEAK_MACS / (s['p50_us'] / 1e6) / 1e9:.1f} |")
+            L.append(f"| {LABELS[r]} | {threads} | {st['p50_us'] / 1e3:.2f} | {st['rounds']}: {st['p50_min_us'] / 1e3:.2f}-"
+                     f"{st['p50_max_us'] / 1e3:.2f} | {PEAK_MACS / (st['p50_us'] / 1e6) / 1e9:.1f} |")
     L += ["", "Peak conversions: " + "; ".join(f"{k}: {v}" for k, v in meta["peak"]["notes"].items()) + ".", ""]
 
     for threads in thread_set:
         L += [f"## p50 / compute floor, {threads} thread(s) (floor = edge MACs x batch / same-runtime peak)", "",
-              "| batch | " + " | ".join(f"{LABELS[r]} floor µs -> ratio" for r in RUNTIMES) + " |",
-              "|---|" + "---|" * len(RUNTIMES)]
-        for batch in BATCHES:
-            cells = []
-            for r in RUNTIMES:
-                v, pk = p50(r, batch, threads), peak(r, threads)
-                if v is None or pk is None:
-                    cells.append("n/a")
-                    continue
-                floor = macs * batch / pk * 1e6
-                cells.append(f"{fmt_us(floor)} -> {v / floor:.0f}x")
-            L.append(f"| {batch} | " + " | ".join(cells) + " |")
+              "| backbone | batch | " + " | ".join(f"{LABELS[r]} floor µs -> ratio" for r in RUNTIMES) + " |",
+              "|---|---|" + "---|" * len(RUNTIMES)]
+        for bb in backbones:
+            for batch in BATCHES:
+                cells = []
+                for r in RUNTIMES:
+                    v, pk = p50(bb, r, batch, threads), peak(r, threads)
+                    if v is None or pk is None:
+                        cells.append("n/a")
+                        continue
+                    floor = meta[bb]["edge_macs"] * batch / pk * 1e6
+                    cells.append(f"{fmt_us(floor)} -> {v / floor:.0f}x")
+                L.append(f"| {BACKBONE_LABELS[bb]} | {batch} | " + " | ".join(cells) + " |")
         L.append("")
 
+    L += ["## Per-op profiles", "",
+          "`runner.profile` (what `sift-deploy bench --profile` prints), 1 thread, run after the timed rounds: ORT from its "
+          "profiler (the optimised graph, median per node), LiteRT by per-node timing of prefix graphs (it has no Python "
+          "op profiler). Full profiles: `benchmarks/profiles/<backbone>-<artifact>-b<batch>-t1.json`.", "",
+          "| backbone | artifact | batch | quantize/dequantize | layout | top 3 ops (share) |", "|---|---|---|---|---|---|"]
+    for k, r in profiles.items():
+        _, bb, runtime, batch, _ = k.split("|")
+        if "shares" not in r:
+            L.append(f"| {BACKBONE_LABELS[bb]} | {LABELS[runtime]} | {batch} | error: {r.get('error')} | | |")
+            continue
+        top = ", ".join(f"{o['node'][:40]} {o['op_type']} ({o['share']:.0%})" for o in r["top"])
+        L.append(f"| {BACKBONE_LABELS[bb]} | {LABELS[runtime]} | {batch} | {r['shares']['quantize_dequantize']:.1%} | "
+                 f"{r['shares']['layout']:.1%} | {top} |")
+    L.append("")
+
     L += ["## Full distribution: median over rounds of p50 / p90 / p99 (µs), spread of p50 across rounds", "",
-          "| runtime | batch | threads | p50 | p90 | p99 | p50 per round min-max (n) | per-image p50 µs | calling-thread CPU p50 µs | other cores (max) |",
-          "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in RUNTIMES:
-        for batch in BATCHES:
-            for threads in thread_set:
-                s = summary.get(key({"kind": "edge", "runtime": r, "batch": batch, "threads": threads}), {})
-                if "p50_us" not in s:
-                    L.append(f"| {LABELS[r]} | {batch} | {threads} | error: {s.get('error', 'not run')} | | | | | | |")
-                    continue
-                spread = (s["p50_max_us"] - s["p50_min_us"]) / s["p50_us"] * 100
-                L.append(f"| {LABELS[r]} | {batch} | {threads} | {fmt_us(s['p50_us'])} | {fmt_us(s['p90_us'])} | "
-                         f"{fmt_us(s['p99_us'])} | {fmt_us(s['p50_min_us'])}-{fmt_us(s['p50_max_us'])} "
-                         f"({spread:.0f}%, n={s['rounds']}) | {s['p50_us'] / batch:.1f} | {fmt_us(s['cpu_p50_us'])} | "
-                         f"{s['other_cores_max']:.2f} |")
-    L += ["", "Calling-thread CPU time (`time.thread_time_ns` around each call) is what a 1-thread call costs even when "
-          "another process shares the core; with more threads the pool's worker threads are not counted, so it is "
-          "only a lower bound there.", "", "Compare with `/work/shared/research/runtime-anchors.md` (same model family, measured on a 2-core AMD EPYC "
+          "| backbone | runtime | batch | threads | p50 | p90 | p99 | p50 per round min-max (n) | per-image p50 µs | "
+          "calling-thread CPU p50 µs | other cores (max) | load1 (median) |",
+          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = [(bb, r, b) for bb in backbones for r in RUNTIMES for b in BATCHES]
+    if "cnn" in backbones:
+        rows += [("cnn", f"raw:{a}", 1) for a in ARTIFACTS] + [("cnn", ANCHOR, 1)]
+    for bb, r, batch in rows:
+        for threads in thread_set:
+            st = stat(bb, r, batch, threads)
+            label = LABELS.get(r) or f"{LABELS[r.removeprefix('raw:')]} raw call"
+            if "p50_us" not in st:
+                L.append(f"| {BACKBONE_LABELS[bb]} | {label} | {batch} | {threads} | error: {st.get('error', 'not run')} | | | | | | | |")
+                continue
+            spread = (st["p50_max_us"] - st["p50_min_us"]) / st["p50_us"] * 100
+            L.append(f"| {BACKBONE_LABELS[bb]} | {label} | {batch} | {threads} | {fmt_us(st['p50_us'])} | {fmt_us(st['p90_us'])} | "
+                     f"{fmt_us(st['p99_us'])} | {fmt_us(st['p50_min_us'])}-{fmt_us(st['p50_max_us'])} "
+                     f"({spread:.0f}%, n={st['rounds']}) | {st['p50_us'] / batch:.1f} | {fmt_us(st['cpu_p50_us'])} | "
+                     f"{st['other_cores_max']:.2f} | {st['load1_median']:.2f} |")
+    L += ["", "Compare with `/work/shared/research/runtime-anchors.md` (CNN family, measured on an idle 2-core AMD EPYC "
           "with the raw runtime calls and its own exports). No test asserts these wall times.", ""]
     out.write_text("\n".join(L))
 
@@ -483,10 +641,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     parser.add_argument("--json", type=Path, help="also write the raw per-round results here")
     parser.add_argument("--work", type=Path, help="artifact folder (default: a temporary one); reused if it has artifacts.json")
+    parser.add_argument("--threads", default="1", help="comma-separated thread counts (default 1; e.g. 1,2)")
+    parser.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated: " + ", ".join(BACKBONES))
+    parser.add_argument("--profiles", type=Path, default=ROOT / "benchmarks" / "profiles",
+                        help="where the per-op profiles (JSON) go")
     parser.add_argument("--quiet-threshold", type=float, default=0.3, help="busy cores (others) that count as quiet")
     parser.add_argument("--max-wait", type=float, default=60.0, help="seconds to wait for a quiet machine per configuration")
     parser.add_argument("--retries", type=int, default=2, help="re-runs of a configuration disturbed by other processes")
+    parser.add_argument("--from-results", type=Path, help="only re-render --out from WORK/results.json of an earlier run")
     args = parser.parse_args()
+    if args.from_results:
+        saved = json.loads(args.from_results.read_text())
+        meta = json.loads((args.from_results.parent / "artifacts.json").read_text())
+        write_results(args.out, meta, saved["summary"], saved["env"], saved["profiles"])
+        return
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
@@ -496,15 +664,17 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sift-bench-runtimes-"))
     work.mkdir(parents=True, exist_ok=True)
-    if (work / "artifacts.json").exists():
-        meta = json.loads((work / "artifacts.json").read_text())
-        log(f"reusing artifacts in {work}")
-    else:
-        meta = build_artifacts(work, log)
+    backbones = [b for b in args.backbones.split(",") if b]
+    unknown = set(backbones) - set(BACKBONES)
+    if unknown:
+        parser.error(f"unknown backbone(s) {sorted(unknown)}; use {', '.join(BACKBONES)}")
+    thread_set = sorted({int(t) for t in args.threads.split(",")})
+    meta = build_artifacts(work, backbones, log)
     cores = os.cpu_count() or 1
-    configs = configurations(cores)
+    configs = configurations(thread_set, backbones)
     results: dict[str, list[dict]] = {key(c): [] for c in configs}
     load_start = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    loads: list[float] = []
     exhausted = 0
     runs = 0
     for rnd in range(args.rounds):
@@ -515,7 +685,8 @@ def main() -> None:
             for attempt in range(1 + args.retries):  # re-run a configuration that another process disturbed
                 waited, busy = wait_quiet(args.quiet_threshold, args.max_wait)
                 r = run_child({**c, "work": str(work)})
-                r.update(waited_s=round(waited, 1), busy_before=round(busy, 2), attempt=attempt + 1)
+                r.update(waited_s=round(waited, 1), busy_before=round(busy, 2), attempt=attempt + 1,
+                         load1=round(os.getloadavg()[0], 2))
                 runs += 1
                 if best is None or r.get("other_cores", 9) < best.get("other_cores", 9):
                     best = r
@@ -524,10 +695,19 @@ def main() -> None:
             if "error" not in best and best["other_cores"] >= args.quiet_threshold:
                 exhausted += 1
             r = best
+            loads.append(r["load1"])
             results[key(c)].append(r)
             log(f"round {rnd + 1}/{args.rounds} [{i + 1}/{len(order)}] {key(c)}: "
-                + (f"p50 {r['p50_us']:.1f} us, others {r['other_cores']:.2f} cores, waited {waited:.0f} s"
+                + (f"p50 {r['p50_us']:.1f} us, others {r['other_cores']:.2f} cores, load {r['load1']}"
                    if "p50_us" in r else f"ERROR {r['error']}"))
+    profiles_dir = args.profiles
+    profiles_dir.mkdir(parents=True, exist_ok=True)
+    profiles: dict[str, dict] = {}
+    for c in profile_configurations(thread_set, backbones):
+        wait_quiet(args.quiet_threshold, args.max_wait)
+        r = run_child({**c, "work": str(work), "profiles": str(profiles_dir)})
+        profiles[key(c)] = r
+        log(f"profile {key(c)}: " + (f"{r['shares']}" if "shares" in r else f"ERROR {r.get('error')}"))
     summary = summarise(results)
     import importlib.metadata as md
 
@@ -545,15 +725,19 @@ def main() -> None:
             flags |= set(line.split(":", 1)[1].split())
     isa = ", ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16", "asimd", "asimddp",
                                 "i8mm") if f in flags) or "unknown"
-    env = {"isa": isa, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(), "cores": cores,
+    env = {"thread_set": thread_set, "backbones": backbones, "load1_median": statistics.median(loads or [0]),
+           "load1_max": max(loads or [0]), "isa": isa, "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu_model(), "cores": cores,
            "os": os_release(), "python": platform.python_version(), "versions": versions, "rounds": args.rounds,
            "quiet_threshold": args.quiet_threshold, "max_wait": args.max_wait, "load_start": load_start,
            "load_end": " / ".join(f"{v:.2f}" for v in os.getloadavg()), "waits_exhausted": exhausted,
            "configs_run": runs, "configs_planned": len(configs) * args.rounds, "retries": args.retries}
-    write_results(args.out, meta, summary, env)
+    (work / "results.json").write_text(json.dumps({"env": env, "summary": summary, "profiles": profiles}, indent=1,
+                                                  default=str))  # re-render with --from-results
+    write_results(args.out, meta, summary, env, profiles)
     if args.json:
-        args.json.write_text(json.dumps({"env": env, "meta": {k: v for k, v in meta.items() if k not in RUNTIMES},
-                                         "results": results, "summary": summary}, indent=1, default=str))
+        slim = {bb: {k: v for k, v in m.items() if k not in (*ARTIFACTS, ANCHOR)} for bb, m in meta.items() if bb in BACKBONES}
+        args.json.write_text(json.dumps({"env": env, "meta": slim, "results": results, "summary": summary,
+                                         "profiles": profiles}, indent=1, default=str))
     log(f"wrote {args.out}")
 
 

@@ -248,6 +248,12 @@ def _parity_table(parity: dict, title: str):
     if "top1_agreement" in parity:
         rows.append(("top-1 agreement with float", f"{parity['top1_agreement']:.2%}",
                      f">= {limits['min_top1_agreement']:.2%}" if limits else ""))
+    if "top1_agreement_interval" in parity:
+        lo, hi = parity["top1_agreement_interval"]
+        sample = parity.get("sample") or {}
+        rows.append((f"  95% interval ({sample.get('images', parity['images']):,} of {sample.get('of', parity['images']):,} images)",
+                     f"{lo:.2%} - {hi:.2%}", "narrower than the margin" if parity.get("interval_narrower_than_margin")
+                     else ("wider than the margin" if "interval_narrower_than_margin" in parity else "")))
     if "accuracy_float" in parity:
         rows.append(("accuracy float / deployed", f"{parity['accuracy_float']:.2%} / {parity['accuracy_deployed']:.2%}", ""))
     if "wire_int8" in parity:
@@ -281,6 +287,7 @@ def export_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Let the runtimes' own log output (absl, oneDNN, XNNPACK, torch warnings) through.")] = False,
     split_at: Annotated[Optional[str], typer.Option(help="Cut to split at (`sift-deploy inspect` lists them); default: the funnel.")] = None,
+    parity_images: Annotated[str, typer.Option("--parity-images", help="Test images for the parity run: a sample size (its 95% agreement interval is reported) or 'all'.")] = "3000",
 ) -> None:
     """Split (at the funnel, or --split-at), quantize and export the edge for a device, export the float cloud, check parity.
 
@@ -297,7 +304,8 @@ def export_command(
             norm = normalization_from_options(mean, std, normalization)
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
                                     calib_count, arch=arch, on_progress=progress, sign_key=sign, input_size=input_size,
-                                    normalization=norm, split_at=split_at)
+                                    normalization=norm, split_at=split_at,
+                                    parity_images=parity_images)
     except SiftError as exc:
         fail(str(exc))
     manifest = outcome.manifest
@@ -314,6 +322,8 @@ def export_command(
             console.print(f"note: {note}")
         if sign is not None:
             console.print(f"signed: manifest.sig (key {escape(str(sign))})", highlight=False)
+        if parity.get("note"):
+            console.print(f"note: {escape(parity['note'])}")
     if not outcome.passed:
         for failure in parity["failures"]:
             err_console.print(f"[bold red]parity failed:[/] {failure}")
@@ -469,6 +479,8 @@ def bench_command(
     tolerance: Annotated[float, typer.Option(help="Percent a figure may exceed the baseline before it counts as a regression.")] = 10.0,
     server: Annotated[Optional[str], typer.Option("--server", help="Measure end to end against Triton serving this bundle (grpc://HOST:PORT or http://HOST:PORT).")] = None,
     clients: Annotated[int, typer.Option("--clients", help="With --server: concurrent clients in the throughput phase.")] = 1,
+    profile: Annotated[bool, typer.Option("--profile", help="Also profile per op (ORT's profiler; LiteRT per-node timing): the ops that take the most time, and the share of quantize/dequantize and layout changes.")] = False,
+    profile_runs: Annotated[int, typer.Option("--profile-runs", help="With --profile: profiled inferences.")] = 50,
 ) -> None:
     """Time the bundle's edge artifact on this device: latency, peak memory, bytes on the wire.
 
@@ -486,7 +498,8 @@ def bench_command(
     from .stage_progress import StageProgress
 
     options = BenchOptions(iterations=iterations, warmup=warmup, threads=threads, batch=batch, runtime=runtime,
-                           baseline=baseline, tolerance_pct=tolerance)
+                           baseline=baseline, tolerance_pct=tolerance, profile=profile,
+                           profile_runs=profile_runs)
     from .fileio import check_writable
 
     try:

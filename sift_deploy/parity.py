@@ -70,6 +70,38 @@ def compare(
     return result
 
 
+def wilson_interval(agree: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion agree/n (sensible near 0 and 1, unlike the normal one)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = agree / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def agreement_interval(parity: dict, sample: dict | None) -> dict:
+    """The top-1 agreement's 95 % interval, and whether it is narrower than the bound's margin (a
+    sample too small to tell says so in a note, it does not fail the export)."""
+    out: dict = {}
+    if "top1_agreement" not in parity:
+        return out
+    n = int(parity["images"])
+    lo, hi = wilson_interval(round(parity["top1_agreement"] * n), n)
+    out["top1_agreement_interval"] = [round(lo, 6), round(hi, 6)]
+    bound = (parity.get("thresholds") or {}).get("min_top1_agreement")
+    if bound is not None:
+        margin = parity["top1_agreement"] - bound
+        half = (hi - lo) / 2
+        out["top1_agreement_margin"] = round(margin, 6)
+        out["interval_narrower_than_margin"] = bool(half < abs(margin))
+        if not out["interval_narrower_than_margin"] and sample and sample.get("images", n) < sample.get("of", n):
+            out["note"] = (f"the 95 % interval [{lo:.4f}, {hi:.4f}] of the agreement on {n} sampled images straddles "
+                           f"the bound {bound}; run the export with --parity-images all to decide on the full split")
+    return out
+
+
 def deployed_parity(runner, cloud, inputs: np.ndarray, z_ref: np.ndarray, pred_ref: np.ndarray,
                     labels: np.ndarray | None, thresholds: dict | None, wire_params: dict | None,
                     batch: int = 256, on_batch: Callable[[int, int], None] | None = None) -> dict:

@@ -153,6 +153,18 @@ class Runner(ABC):
                             f"use `with runner:` or call activate() first")
         return self._infer(x)
 
+    def raw_call(self):
+        """(call, prepare): the runtime's own call on the active artifact, and the conversion of float32
+        NCHW input into what that call takes (done once, outside any timing). The default is `infer`."""
+        return self.infer, (lambda x: x)
+
+    def profile(self, x: np.ndarray, runs: int = 50, warmup: int = 10) -> dict:
+        """Per-op times of `runs` calls on `x` (after `warmup`), as `profiling.op_profile` shapes them.
+        Each backend measures its own way, in its own session/interpreter (profiling slows a run
+        down, so these figures never mix with the timed loop). Works whether or not the runner is active."""
+        raise SiftError(f"the {self.name} runner has no per-op profiler; --profile works for "
+                        "onnxruntime and litert bundles")
+
     def deactivate(self) -> None:
         if self.is_active:
             self._deactivate()

@@ -10,6 +10,7 @@ from ..errors import SiftError
 DEFAULT_ITERATIONS = 500
 DEFAULT_WARMUP = 50
 DEFAULT_TOLERANCE_PCT = 10.0
+DEFAULT_PROFILE_RUNS = 50
 
 
 @dataclass
@@ -22,6 +23,8 @@ class BenchOptions:
     baseline: Path | None = None
     tolerance_pct: float = DEFAULT_TOLERANCE_PCT
     memory: bool = True  # the subprocess memory probe (tests may turn it off)
+    profile: bool = False  # per-op profile (Runner.profile), in its own session after the timed loop
+    profile_runs: int = DEFAULT_PROFILE_RUNS
 
     def validate(self) -> None:
         if self.iterations < 1:
@@ -32,5 +35,7 @@ class BenchOptions:
             raise SiftError(f"--batch must be at least 1 (got {self.batch})")
         if self.threads is not None and self.threads < 1:
             raise SiftError(f"--threads must be at least 1 (got {self.threads})")
+        if self.profile_runs < 1:
+            raise SiftError(f"--profile-runs must be at least 1 (got {self.profile_runs})")
         if not self.tolerance_pct >= 0:
             raise SiftError(f"--tolerance must be a percentage of 0 or more (got {self.tolerance_pct})")

@@ -47,6 +47,13 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
             ("memory", "peak over baseline", _fmt(mem["peak_over_baseline_mb"], 1, "MB")),
             ("memory", "cold runtime import / cold load", f"{mem['runtime_import_ms']:.0f} ms / {mem['cold_load_ms']:.1f} ms"),
         ]
+    floor = report.get("floor")
+    if floor and "skipped" in floor:
+        rows.append(("latency", "compute floor", f"skipped: {floor['skipped']}"))
+    elif floor:
+        rows.append(("latency", f"compute floor: {floor['edge_macs'] * floor['batch'] / 1e6:,.1f} M MACs / peak "
+                     f"{floor['peak_gmacs_per_s']:,.1f} GMAC/s ({floor['probe']})",
+                     f"{floor['floor_ms']:.4f} ms; p50 is {floor['p50_over_floor']:,.1f}x the floor"))
     rows.append(("memory", "artifact on disk", f"{report['bundle']['artifact_bytes']:,} B"))
     raw = feat["bytes_per_image"]
     comp = feat["compression"]
@@ -87,6 +94,33 @@ def summary_rows(report: dict) -> list[tuple[str, str, str]]:
     return rows
 
 
+PROFILE_TOP = 10
+
+
+def profile_rows(report: dict, top: int = PROFILE_TOP) -> list[tuple[str, str, str, str]]:
+    """(op, op type, us per run, share) for the `top` slowest ops of --profile, then the shares of
+    quantize/dequantize and layout changes."""
+    prof = report.get("profile")
+    if not prof:
+        return []
+    rows = [(op["node"], op["op_type"], f"{op['us']:,.1f}", f"{op['share']:.1%}") for op in prof["ops"][:top]]
+    rest = prof["ops"][top:]
+    if rest:
+        rows.append((f"({len(rest)} more ops)", "", f"{sum(o['us'] for o in rest):,.1f}",
+                     f"{sum(o['share'] for o in rest):.1%}"))
+    shares = prof["shares"]
+    rows.append(("share: quantize / dequantize", "", "", f"{shares['quantize_dequantize']:.1%}"))
+    rows.append(("share: layout changes", "", "", f"{shares['layout']:.1%}"))
+    rows.append(("share: compute", "", "", f"{shares['compute']:.1%}"))
+    return rows
+
+
+def profile_title(report: dict) -> str:
+    prof = report["profile"]
+    return (f"per-op profile: {prof['method']}; {prof['runs']} runs at batch {prof['batch']}, "
+            f"op time {prof['op_us_total']:,.1f} us per run")
+
+
 def provenance_rows(report: dict) -> list[tuple[str, str]]:
     p = report["provenance"]
     versions = ", ".join(f"{k} {v}" for k, v in p["runtime_versions"].items())
@@ -120,7 +154,15 @@ def render_tables(report: dict) -> list:
     prov.add_column("")
     for key, value in provenance_rows(report):
         prov.add_row(escape(key), escape(str(value)))
-    return [table, prov]
+    tables = [table, prov]
+    if report.get("profile"):
+        ops = Table(title=escape(profile_title(report)), title_justify="left")
+        for column, justify in (("op", "left"), ("type", "left"), ("us / run", "right"), ("share", "right")):
+            ops.add_column(column, justify=justify)
+        for row in profile_rows(report):
+            ops.add_row(*(escape(c) for c in row))
+        tables.append(ops)
+    return tables
 
 
 def render_markdown(report: dict) -> str:
@@ -139,6 +181,9 @@ def render_markdown(report: dict) -> str:
         cell = lambda t: str(t).replace("|", "\\|")  # noqa: E731
         lines.append(f"| {cell(section) if section != last else ''} | {cell(figure)} | {cell(value)} |")
         last = section
+    if report.get("profile"):
+        lines += ["", f"**{profile_title(report)}**", "", "| op | type | us / run | share |", "|---|---|---:|---:|"]
+        lines += [f"| {' | '.join(str(c).replace('|', '/') for c in row)} |" for row in profile_rows(report)]
     lines += ["", "<details><summary>provenance</summary>", "", "| | |", "|---|---|"]
     lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in provenance_rows(report)]
     lines += ["", "</details>", ""]

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import __version__
 from ..backends import get_backend, open_cloud_runner, open_runner
-from ..backends.base import STAND_IN
+from ..backends.base import STAND_IN, Artifacts
 from ..bundle import PARITY_REFERENCE, require_intact
 from ..data.preprocess import model_input
 from ..documents.bench_report import SCHEMA_VERSION
@@ -23,7 +23,7 @@ from .noise import load_average, timing_noise
 from .options import BenchOptions
 from .provenance import provenance
 from .statistics import latency_stats, usable_cores
-from .timing import TIMER, ProgressFn, RunnerTiming, time_imports, time_runner
+from .timing import TIMER, ProgressFn, RunnerTiming, time_calls, time_imports, time_runner, warm_up
 from .wire_sizes import feature_sizes, wire_accuracy
 
 MEMORY_PROBE_RUNS = 30
@@ -88,6 +88,39 @@ def features_on_the_wire(bundle_dir: Path, manifest: dict, z: np.ndarray, thread
     return features
 
 
+FLOOR_PROBE_RUNS = (3, 20)  # warm-up, timed
+
+
+def compute_floor(bundle_dir: Path, manifest: dict, runtime: str | None, threads: int, batch: int,
+                  p50_ms: float) -> dict:
+    """The bundle's compute floor here: edge MACs x batch / the peak MAC rate this runtime reaches at this
+    precision on the bundle's probe conv (probe/, exported like the edge), and how far p50 is above it."""
+    probe, macs = manifest.get("floor_probe"), manifest.get("model", {}).get("edge_macs")
+    if not macs:
+        return {"skipped": "the manifest has no edge MAC count (exported before sift-deploy recorded it); re-export"}
+    if not probe or "file" not in probe:
+        return {"skipped": (probe or {}).get("skipped", "the bundle has no floor probe; re-export it")}
+    backend = get_backend(manifest["backend"])
+    runner = backend.create_runner(Artifacts(folder=bundle_dir / probe["folder"]), probe["file"], probe["details"],
+                                   threads, runtime)
+    x = np.random.default_rng(0).standard_normal(tuple(probe["input_shape"])).astype(np.float32)
+    try:
+        runner.activate()
+        call, prepare = runner.raw_call()
+        warmup, runs = FLOOR_PROBE_RUNS
+        warm_up(call, [prepare(x)], warmup)
+        probe_p50_ms = float(np.median(time_calls(call, [prepare(x)], runs).wall_ns)) / 1e6
+    finally:
+        runner.deactivate()
+    peak = probe["macs"] / (probe_p50_ms / 1e3)
+    floor_ms = macs * batch / peak * 1e3
+    return {"edge_macs": int(macs), "batch": batch, "probe": f"{probe['layer']} on {'x'.join(map(str, probe['input_shape']))}",
+            "probe_macs": int(probe["macs"]), "probe_p50_ms": round(probe_p50_ms, 4),
+            "peak_gmacs_per_s": round(peak / 1e9, 2), "floor_ms": round(floor_ms, 5),
+            "p50_over_floor": round(p50_ms / floor_ms, 2) if floor_ms > 0 else None,
+            "note": "the probe is timed with the runtime's own call (no runner conversions), after the edge's timed loop"}
+
+
 def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress: ProgressFn | None = None) -> dict:
     """Benchmark a bundle. Raises SiftError for bad input; the report's 'passed' says whether budgets
     and the baseline hold."""
@@ -123,6 +156,12 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
         versions = {k: str(v) for k, v in runner.versions().items()}
         progress("measuring features", 0, 1)
         z = np.concatenate([runner.infer(inputs[i:i + FEATURE_BATCH]) for i in range(0, len(inputs), FEATURE_BATCH)])
+        floor = compute_floor(bundle_dir, manifest, options.runtime if stand_in else None, threads, options.batch,
+                              float(np.median(timing.calls.wall_ns)) / 1e6)
+        op_profile = None
+        if options.profile:
+            progress("profiling ops", 0, 1)
+            op_profile = runner.profile(batches[0], runs=options.profile_runs)
         label = runner.label
         if getattr(runner, "runtime", None):  # a runner that picks among runtimes says which one ran
             label = f"{label} via {runner.runtime}"
@@ -162,9 +201,12 @@ def run_bench(bundle_dir: Path, options: BenchOptions | None = None, on_progress
         "provenance": provenance(threads, versions),
         "torch_imported": sys.modules.get("torch") is not None,
         "notes": notes,
+        "floor": floor,
     }
     report["timing_noise"] = timing_noise(load_before, load_after, usable_cores(), threads,
                                           report["latency"]["p50_ms"], report["latency"]["p99_ms"])
+    if op_profile is not None:
+        report["profile"] = op_profile
     report["budgets"] = check_budgets(profile, report)
     report["baseline"] = (compare_baseline(baseline, report, options.tolerance_pct, options.baseline)
                           if baseline is not None else None)

@@ -226,6 +226,52 @@ class BaselineComparison(Part):
     items: list[BaselineItem]
 
 
+class Floor(Part):
+    """The bundle's compute floor on this machine: edge MACs x batch / this runtime's peak at this precision."""
+    edge_macs: Positive
+    batch: Positive
+    probe: str
+    probe_macs: Positive
+    probe_p50_ms: Milliseconds
+    peak_gmacs_per_s: float
+    floor_ms: Milliseconds
+    p50_over_floor: float | None
+    note: str
+
+
+class ProfiledOp(Part):
+    node: str
+    op_type: str
+    category: Literal["quantize_dequantize", "layout", "compute"]
+    us: Annotated[float, Field(ge=0)] = Field(description="mean time of the node per run, microseconds")
+    share: Annotated[float, Field(ge=0, le=1)] = Field(description="of the sum of all op times")
+
+
+class OpTypeShare(Part):
+    op_type: str
+    us: Annotated[float, Field(ge=0)]
+    share: Annotated[float, Field(ge=0, le=1)]
+
+
+class CategoryShares(Part):
+    quantize_dequantize: Annotated[float, Field(ge=0, le=1)]
+    layout: Annotated[float, Field(ge=0, le=1)]
+    compute: Annotated[float, Field(ge=0, le=1)]
+
+
+class OpProfile(Part):
+    """`bench --profile`: per-op times from the runtime's profiler or per-node timing (backends/profiling.py)."""
+    method: str
+    runs: Positive
+    batch: Positive
+    op_us_total: Annotated[float, Field(ge=0)]
+    run_us: float | None = Field(description="a whole profiled run, microseconds (profiling slows it down)")
+    shares: CategoryShares
+    op_types: list[OpTypeShare]
+    ops: list[ProfiledOp] = Field(description="every op, slowest first")
+    notes: list[str]
+
+
 class BenchReport(Document):
     """`sift-deploy bench --json`: latency, memory and features on the wire of one bundle on one device."""
 
@@ -249,3 +295,6 @@ class BenchReport(Document):
     baseline: BaselineComparison | None
     failures: list[str]
     passed: bool
+    profile: OpProfile | None = Field(default=None, description="present with --profile")
+    floor: Annotated[Annotated[Floor, Tag("measured")] | Annotated[Skipped, Tag("skipped")],
+                     Discriminator(_measured_or_skipped)] | None = Field(default=None, description="the compute floor")

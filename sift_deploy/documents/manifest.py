@@ -34,6 +34,7 @@ class ModelInfo(StrictDocument):
     num_classes: int
     width: int | None = absent("the official `ndf` of the 4-block CNNs (64 where absent)")
     class_names: list[str] | None = None
+    edge_macs: int | None = absent("multiply-accumulates of the edge per image (conv + linear)")
 
 
 class ProfileRecord(ProfileDocument):
@@ -119,6 +120,11 @@ class ParityResult(StrictDocument):
     max_abs: float
     feature_max: float
     top1_agreement: float | None = absent()
+    top1_agreement_interval: list[float] | None = absent("95 % Wilson interval of top1_agreement")
+    top1_agreement_margin: float | None = absent("top1_agreement minus the profile's bound")
+    interval_narrower_than_margin: bool | None = absent("the sample is large enough to tell the bound")
+    sample: dict[str, Any] | None = absent("the images parity ran on: how many of how many, drawn how")
+    note: str | None = absent()
     accuracy_float: float | None = absent()
     accuracy_deployed: float | None = absent()
     wire_int8: WireParity | None = absent()
@@ -155,4 +161,6 @@ class Manifest(StrictDocument):
     serving: dict[str, Any] | None = absent("the Triton model repository in triton/ (serve/repository.py)")
     warnings: list[str] | None = absent("what export warned about (assumed normalisation, data set other than the "
                                         "checkpoint's)")
+    floor_probe: dict[str, Any] | None = absent("a conv exported like the edge, in probe/: bench times it for the "
+                                                "runtime's peak MAC rate and the bundle's compute floor")
     files: dict[str, FileRecord] = Field(description="every file of the bundle but the manifest: relative path -> hash and size")

@@ -74,13 +74,13 @@ def _export(edge_case, out_dir: Path, precision: str, **options):
 
 @pytest.fixture(scope="module")
 def fp32_export(edge_case, tmp_path_factory):
-    return _export(edge_case, tmp_path_factory.mktemp("litert") / "fp32", "fp32")
+    return _export(edge_case, tmp_path_factory.mktemp("litert") / "fp32", "fp32", batch_variants=[4])
 
 
 @pytest.fixture(scope="module")
 def int8_export(edge_case, tmp_path_factory):
     """The default int8 export: the funnel's tail stays fp32 when z does not fit one int8 scale."""
-    return _export(edge_case, tmp_path_factory.mktemp("litert") / "int8", "int8")
+    return _export(edge_case, tmp_path_factory.mktemp("litert") / "int8", "int8", batch_variants=[4])
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +183,33 @@ def test_batches_through_the_runner(edge_case, fp32_export, int8_export, which):
     batched = runner.infer(held_out[:7])
     assert batched.shape == (7, *one_by_one.shape[1:])
     np.testing.assert_array_equal(batched, one_by_one)
+
+
+@pytest.mark.parametrize("which", ["fp32", "int8"])
+def test_batch_variant_is_a_batched_graph_with_the_same_z(edge_case, fp32_export, int8_export, which):
+    """Batching is real: a batch of 4 (or 8) is one invocation (per 4 images) of a static batch-4 graph
+    converted from the same module (int8: the same calibrated graph), and gives the batch-1 graph's z."""
+    from sift_deploy.backends.litert.runner import LiteRTRunner
+
+    _, _, held_out, _, _ = edge_case
+    out_dir, result = fp32_export if which == "fp32" else int8_export
+    assert result.details["batch"]["variants"] == {"4": f"edge.{which}.b4.tflite"}
+    assert result.files["edge_b4"] == f"edge.{which}.b4.tflite" and (out_dir / result.files["edge_b4"]).is_file()
+    runner = _runner((out_dir, result))
+    assert isinstance(runner, LiteRTRunner) and set(runner.variants) == {4}
+    assert runner.graph_batch(8) == 4 and runner.graph_batch(4) == 4 and runner.graph_batch(7) == 1
+    calls = []
+    original = runner._variant_calls[4]
+    runner._variant_calls[4] = lambda q: calls.append(len(q)) or original(q)
+    batched = runner.infer(held_out[:8])
+    assert calls == [4, 4]
+    one_by_one = np.concatenate([runner.infer(held_out[i:i + 1]) for i in range(8)])
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5 if which == "fp32" else 1e-6)
+
+
+def test_batch_variants_option_is_checked(edge_case, tmp_path):
+    with pytest.raises(SiftError, match="batch_variants"):
+        _export(edge_case, tmp_path / "bad", "fp32", batch_variants=["32"])
 
 
 def test_runner_rejects_wrong_shapes(edge_case, fp32_export):

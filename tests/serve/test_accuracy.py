@@ -19,7 +19,7 @@ from .conftest import start_server
 @pytest.mark.slow
 def test_accuracy_through_triton_on_the_test_split_equals_the_parity_figure(needs_triton, fashion_mnist_dir, tmp_path):
     bundle = tmp_path / "x86-test-split"
-    export_bundle(None, "x86", output=bundle, data_dir=None, parity_on_test_split=True)
+    export_bundle(None, "x86", output=bundle, data_dir=None, parity_on_test_split=True, parity_images="all")
     manifest = read_manifest(bundle)
     assert manifest["parity"]["images"] == 10000
     splits = make_splits(load_dataset(fashion_mnist_dir))

@@ -42,9 +42,11 @@ says so).
 Batch: TFLite graphs are static-shape and the converter bakes the batch-1 shapes into reshape
 constants, so `resize_tensor_input` to another batch fails (XNNPACK: "failed to reshape"; the builtin
 kernels: "num_input_elements != num_output_elements" in RESHAPE [1, 32, 32, 1]). Exporting with a
-dynamic batch axis (`dynamic_shapes`) still leaves batch-specialised reshapes and takes 3x longer. The
-file is exported for batch 1 and the runner invokes it once per image; LiteRT's per-image time
-does not drop with batch on this model anyway (research/runtime-anchors.md: 157 vs 166 us/image).
+dynamic batch axis (`dynamic_shapes`) still leaves batch-specialised reshapes and takes 3x longer. So
+the edge file is a batch-1 graph, and option `batch_variants` (e.g. [32]) adds one static batch-N
+graph per N, converted from the same module (int8: the same calibrated PT2E graph, so the same
+scales) as `edge.<precision>.b<N>.tflite`. The runner runs a batch of N (or a multiple of N) through
+the batch-N graph, and anything else through the batch-1 graph, one invocation per image.
 
 litert-torch takes ~4.5 s and ~600 MB to import (it imports jax), so it is imported inside
 `export()` only.
@@ -84,11 +86,19 @@ OBSERVER_NOTES = {
 # (last conv, SE, CBAM) stays fp32 and the model outputs float32 z.
 FULL_INTEGER_MIN_COSINE = 0.999
 BATCH_HANDLING = ("static batch-1 graph: the converter bakes batch-1 reshape shapes into the file, so "
-                  "resize_tensor_input to another batch fails in XNNPACK; the runner invokes once per image")
+                  "resize_tensor_input to another batch fails in XNNPACK; a batch of N runs as one call of a "
+                  "batch-N variant file where the bundle has one (option batch_variants), else once per image")
 
 
-def edge_file_name(precision: str) -> str:
-    return f"edge.{precision}.tflite"
+def edge_file_name(precision: str, batch: int = 1) -> str:
+    return f"edge.{precision}.tflite" if batch == 1 else f"edge.{precision}.b{batch}.tflite"
+
+
+def _batch_variants(request: ExportRequest) -> list[int]:
+    raw = request.options.get("batch_variants", [])
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in raw):
+        raise SiftError(f"batch_variants must be a list of batch sizes (integers >= 1), e.g. [32]; got {raw!r}")
+    return sorted({int(n) for n in raw if n > 1})
 
 
 def _versions() -> dict[str, str]:
@@ -404,6 +414,7 @@ def _check_request(request: ExportRequest) -> str:
     if layout not in LAYOUTS:
         raise SiftError(f"layout {request.options.get('layout')!r} is not supported by the litert backend; "
                         f"use {' or '.join(LAYOUTS)}")
+    _batch_variants(request)
     if request.options.get("float_tail", "auto") not in ("auto", True, False):
         raise SiftError(f"float_tail must be \"auto\", true or false; got {request.options.get('float_tail')!r}")
     if request.precision == "int8":
@@ -436,13 +447,18 @@ def export(request: ExportRequest) -> ExportResult:
         "batch": {"exported": 1, "handling": BATCH_HANDLING},
     }
 
+    variants = _batch_variants(request)
+    convert_at = None  # batch -> converted model, for the batch-N variants
+
     with _quiet_progress(), torch.no_grad():
         if request.precision == "fp32":
             converted = litert_torch.convert(module, (sample,))
+            convert_at = lambda s: litert_torch.convert(module, (s,))  # noqa: E731
         elif request.precision == "fp16":
             from litert_torch.generative.quantize.quant_recipes import full_fp16_recipe
 
             converted = litert_torch.convert(module, (sample,), quant_config=full_fp16_recipe())
+            convert_at = lambda s: litert_torch.convert(module, (s,), quant_config=full_fp16_recipe())  # noqa: E731
             details["quantization"] = {"scheme": "fp16 weights (weight-only float casting, dequantized to fp32 "
                                                  "at load); fp32 activations and arithmetic"}
         else:
@@ -456,6 +472,7 @@ def export(request: ExportRequest) -> ExportResult:
             quantizer = _sharing_quantizer(request.calib_method, prefixes)
             graph, calib_batch = _calibrated_graph(module, calibration, quantizer, request.seed)
             converted = litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+            convert_at = lambda s: litert_torch.convert(graph, (s,), quant_config=QuantConfig(pt2e_quantizer=quantizer))  # noqa: E731
             details["quantization"] = {
                 "scheme": "PT2E static full-integer int8 (litert-torch PT2EQuantizer + shared-edge patch)",
                 "weights": "int8 per-channel symmetric [-127, 127] (PerChannelMinMaxObserver); biases int32",
@@ -476,6 +493,18 @@ def export(request: ExportRequest) -> ExportResult:
                 details["quantization"]["scheme"] = ("PT2E static int8 with an fp32 tail (litert-torch PT2EQuantizer "
                                                      "+ shared-edge patch): int8 input, float32 output")
         converted.export(str(path))
+        files = {"edge": name}
+        written = {}
+        for n in variants:
+            variant = edge_file_name(request.precision, n)
+            try:
+                convert_at(sample.expand(n, *sample.shape[1:]).contiguous()).export(str(Path(request.out_dir) / variant))
+            except Exception as exc:  # noqa: BLE001 - a model that cannot convert at batch N keeps the batch-1 path
+                details["batch"].setdefault("variant_errors", {})[str(n)] = str(exc).splitlines()[0][:300]
+                continue
+            files[f"edge_b{n}"] = variant
+            written[str(n)] = variant
+        details["batch"]["variants"] = written
 
     details.update(_inspect(path))
     details["file_bytes"] = path.stat().st_size
@@ -485,5 +514,10 @@ def export(request: ExportRequest) -> ExportResult:
             if details[role]["dtype"] != dtype:
                 raise SiftError(f"the int8 export has a {details[role]['dtype']} {role} tensor, not {dtype}; "
                                 "the model has an op the quantizer leaves in float")
-    return ExportResult(files={"edge": name}, details=details,
+    for n, variant in details["batch"]["variants"].items():
+        info = _inspect(Path(request.out_dir) / variant)
+        if info["input"]["shape"][0] != int(n) or info["input"]["quantization"] != details["input"]["quantization"]:
+            raise SiftError(f"the batch-{n} variant {variant} does not match the batch-1 graph's input "
+                            f"({info['input']} vs {details['input']})")
+    return ExportResult(files=files, details=details,
                         io={role: _artifact_tensor(details[role]) for role in ("input", "output")})

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ...errors import SiftError
@@ -78,6 +80,56 @@ class OnnxRuntimeRunner(Runner):
         x = np.ascontiguousarray(x, dtype=np.float32)
         names = [o.name for o in self.session.get_outputs()]
         return dict(zip(names, self.session.run(names, {self.input_name: x})))
+
+    def raw_call(self):
+        sess, name, out = self.session, self.input_name, self.output_name
+        return (lambda x: sess.run([out], {name: x})), (lambda x: np.ascontiguousarray(x, dtype=np.float32))
+
+    def profile(self, x: np.ndarray, runs: int = 50, warmup: int = 10) -> dict:
+        """ORT's own profiler (SessionOptions.enable_profiling) on a separate session with this runner's
+        settings: `_kernel_time` events of category Node, from the timed runs only, mean per run."""
+        import json
+        import tempfile
+
+        import onnxruntime as ort
+
+        from ..profiling import op_profile
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        path = self.loader.path()
+        model = str(path) if path is not None else self.loader.read_bytes()
+        with tempfile.TemporaryDirectory(prefix="sift-ort-profile-") as tmp:
+            so = session_options(self.threads, self.optimize)
+            so.enable_profiling = True
+            so.profile_file_prefix = str(Path(tmp) / "ort")
+            try:
+                session = ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001 - ORT's own exception types
+                raise SiftError(f"ONNX Runtime cannot load {path or self.loader.name}: {str(exc).splitlines()[0]}") from exc
+            feed = {session.get_inputs()[0].name: x}
+            outputs = [session.get_outputs()[0].name]
+            for _ in range(warmup + runs):
+                session.run(outputs, feed)
+            events = json.loads(Path(session.end_profiling()).read_text())
+        model_runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
+                            key=lambda e: e["ts"])
+        timed = model_runs[-runs:]
+        start = timed[0]["ts"] if timed else 0
+        per_node: dict[str, dict] = {}
+        for e in events:
+            if e.get("cat") != "Node" or not str(e.get("name", "")).endswith("_kernel_time") or e["ts"] < start:
+                continue
+            node = e["name"][: -len("_kernel_time")]
+            row = per_node.setdefault(node, {"node": node, "op_type": e.get("args", {}).get("op_name", "?"), "durs": []})
+            row["durs"].append(float(e["dur"]))
+        # the median per node: a run that another process preempted inflates a mean by one node's worth
+        rows = [{"node": r["node"], "op_type": r["op_type"], "us": float(np.median(r["durs"])) * len(r["durs"]) / max(1, len(timed))}
+                for r in per_node.values()]
+        run_us = float(np.mean([e["dur"] for e in timed])) if timed else None
+        return op_profile(rows, method="onnxruntime profiler (SessionOptions.enable_profiling): Node events "
+                          "'<node>_kernel_time', median per run over the timed runs; the optimised graph ORT runs "
+                          "(fused nodes, NCHWc reorders)", runs=len(timed), batch=len(x), run_us=run_us,
+                          notes=["profiling adds time per node: compare shares, not absolute times, with bench's p50"])
 
     def _deactivate(self) -> None:
         self.session = None

@@ -42,7 +42,7 @@ def test_the_bundle_records_the_cut(bundle):
 def test_verify_and_bench_work_on_the_cut(bundle, tmp_path):
     assert invoke("verify", bundle).exit_code == 0
     report_path = tmp_path / "bench.json"
-    result = invoke("bench", bundle, "--iterations", "20", "--warmup", "2", "--json", report_path)
+    result = invoke("bench", bundle, "--iterations", "20", "--warmup", "2", "--json-file", report_path)
     assert result.exit_code in (0, 1), result.output  # 1: a latency budget of the profile, not an error
     report = json.loads(report_path.read_text())
     assert report["features"]["shape"] == [64, 16, 16] and report["features"]["bytes_per_image"]["int8"] == 16384

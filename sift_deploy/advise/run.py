@@ -65,13 +65,13 @@ def _cut_result(candidate, bundle: Path, precision: str, figures: dict, options:
             "seconds": round(seconds, 1)}
 
 
-def _export_cut(options: AdviseOptions, profile, cut: str, bundle: Path, on_stage) -> tuple:
+def _export_cut(options: AdviseOptions, profile, cut: str, bundle: Path, on_progress) -> tuple:
     """Export one cut at the profile's precision; where the exporter refuses that precision for this
     cut (e.g. no convolution worth quantizing in a one-block edge), at fp32, with a note saying so."""
     def export(precision: str | None):
         return export_bundle(options.checkpoint, options.target, precision, data_dir=options.data_dir, output=bundle,
                              seed=options.seed, calib_count=options.calib_count, parity_on_test_split=False,
-                             arch=options.arch, split_at=cut, on_stage=on_stage)
+                             arch=options.arch, split_at=cut, on_progress=on_progress)
 
     try:
         return export(None), None
@@ -104,7 +104,7 @@ def run_advise(options: AdviseOptions, progress: Progress | None = None, on_cut:
             label = f"cut {index}/{len(candidates)} {candidate.name}"
             bundle = tmp / BUNDLES / candidate.name.replace(".", "_")
             outcome, note = _export_cut(options, profile, candidate.name, bundle,
-                                        lambda stage, label=label: progress(f"{label}: {stage}", 0, 1))
+                                        lambda stage, done, total, label=label: progress(f"{label}: {stage}", done, total))
             warnings += [w for w in outcome.warnings + ([note] if note else []) if w not in warnings]
             figures = measure_bundle(bundle, settings, lambda stage, done, total, label=label:
                                      progress(f"{label}: {stage}", done, total))

@@ -16,7 +16,7 @@ from .conftest import FEW, invoke, needs_litert
 
 def _floor(bundle, tmp_path, *extra) -> dict:
     out = tmp_path / "bench.json"
-    result = invoke("bench", bundle, *FEW, *extra, "--json", out)
+    result = invoke("bench", bundle, *FEW, *extra, "--json-file", out)
     assert result.exit_code == 0, result.output
     assert "compute floor" in result.output
     doc = json.loads(out.read_text())

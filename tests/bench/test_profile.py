@@ -38,7 +38,7 @@ def test_op_profile_shapes_rows():
 
 def test_bench_profile_x86_int8(x86_bundle, tmp_path):
     out = tmp_path / "bench.json"
-    result = invoke("bench", x86_bundle, *FEW, "--profile", "--profile-runs", "5", "--json", out)
+    result = invoke("bench", x86_bundle, *FEW, "--profile", "--profile-runs", "5", "--json-file", out)
     assert result.exit_code == 0, result.output
     assert "per-op profile" in result.output and "share: quantize / dequantize" in result.output
     doc = json.loads(out.read_text())

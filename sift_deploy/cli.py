@@ -129,17 +129,20 @@ def inspect_command(
     input_size: Annotated[Optional[int], typer.Option(help="Input side of an official checkpoint whose weights fit both 32 and 64.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")] = False,
 ) -> None:
-    """Show a checkpoint's split: transmitted shape and bytes, edge/cloud params and MACs, and its metadata."""
-    from .inspect import inspect_checkpoint, render_inspection
+    """Show a checkpoint's split: transmitted shape and bytes, edge/cloud params and MACs, and its metadata.
+
+    Given a bundle folder: its target and precision, and the per-layer precisions of `--precision auto`."""
+    from .inspect import inspect_bundle, inspect_checkpoint, render_bundle, render_inspection
 
     try:
-        doc = inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
+        bundle = checkpoint is not None and checkpoint.is_dir()
+        doc = inspect_bundle(checkpoint) if bundle else inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
     except SiftError as exc:
         fail(str(exc))
     if json_out:
         print(json.dumps(doc, indent=2))
     else:
-        for table in render_inspection(doc):
+        for table in (render_bundle if bundle else render_inspection)(doc):
             console.print(table)
             console.print()
 
@@ -176,7 +179,7 @@ def _parity_table(parity: dict, title: str):
 def export_command(
     checkpoint: Annotated[Optional[Path], typer.Argument(help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.")] = None,
     target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a shipped profile name (see targets/), or a profile .toml path.")] = "x86",
-    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or int8 (default: the profile's).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16, int8 (default: the profile's), or auto: int8 per layer where accuracy and leakage bounds hold.")] = None,
     calib: Annotated[Optional[Path], typer.Option(help="Calibration images (.npz with 'images', or .npy); default: the committed set.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset to draw calibration images from (its train split) and to check parity on (its test split).")] = None,
     calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
@@ -186,19 +189,28 @@ def export_command(
     seed: Annotated[int, typer.Option(help="Seed for calibration sampling, recorded in the manifest.")] = 0,
     force: Annotated[bool, typer.Option(help="Replace an existing bundle.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
+    max_acc_drop: Annotated[Optional[float], typer.Option(help="auto: accuracy drop allowed, in points (default: the bounds file's).")] = None,
+    max_leak_increase: Annotated[Optional[float], typer.Option(help="auto: leakage-probe SSIM increase allowed (default: the bounds file's).")] = None,
+    max_iterations: Annotated[Optional[int], typer.Option(help="auto: verified reverts to float at most (default: the bounds file's).")] = None,
 ) -> None:
     """Split at the funnel, quantize and export the edge for a device, export the float cloud, check parity.
 
-    Exit 0: bundle written and parity holds. Exit 1: bundle written but parity misses a bound. Exit 2: bad input.
+    Exit 0: bundle written and parity holds. Exit 1: bundle written but parity (or, with auto, a bound) is missed. Exit 2: bad input.
     """
     from .export import export_bundle
+    from .precision.progress import search_progress
 
-    with err_console.status("exporting", spinner="dots") as status:
+    with search_progress(err_console, disable=json_out) as (on_stage, on_candidate):
         try:
+            bounds = None
+            if precision == "auto":
+                from .precision.run import search_bounds
+
+                bounds = search_bounds(max_acc_drop, max_leak_increase, max_iterations)
             outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
-                                    calib_count, arch=arch, on_stage=lambda s: status.update(s))
+                                    calib_count, arch=arch, on_stage=on_stage, search_bounds=bounds,
+                                    on_candidate=on_candidate)
         except SiftError as exc:
-            status.stop()
             fail(str(exc))
     manifest = outcome.manifest
     parity = manifest["parity"]
@@ -210,9 +222,15 @@ def export_command(
         console.print(_parity_table(parity, f"parity on {parity['images']} images ({parity['source']}, {parity['runtime']})"))
         for note in manifest["export"]["details"].get("notes", []):
             console.print(f"note: {note}")
+        if "precision_search" in manifest:
+            from .precision.render import search_table
+
+            console.print(search_table(manifest["precision_search"]))
     if not outcome.passed:
         for failure in parity["failures"]:
             err_console.print(f"[bold red]parity failed:[/] {failure}")
+        for bound in outcome.unmet_bounds:
+            err_console.print(f"[bold red]bound not met:[/] {bound}")
         raise typer.Exit(1)
 
 
@@ -242,6 +260,10 @@ def verify_command(
         console.print(f"{report['files_checked']} files match the manifest")
         console.print(_parity_table(report["parity"], f"parity on {report['parity']['images']} stored images "
                                                       f"({report['parity']['runtime']}; cloud: {report['cloud']})"))
+        if "precision_search" in report:
+            from .precision.render import search_table
+
+            console.print(search_table(report["precision_search"]))
     if not report["passed"]:
         for failure in report.get("parity", {}).get("failures", []):
             err_console.print(f"[bold red]parity failed:[/] {failure}")

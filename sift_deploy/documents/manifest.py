@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .base import StrictDocument, absent, schema_version
+from .precision_search import PrecisionSearch
 from .profile import Precision, ParityThresholds, ProfileDocument
 
 
@@ -137,4 +138,5 @@ class Manifest(StrictDocument):
     versions: dict[str, str]
     parity: ParityResult
     serving: dict[str, Any] | None = absent("the Triton model repository in triton/ (serve/repository.py)")
+    precision_search: PrecisionSearch | None = absent("per-layer precisions chosen by `export --precision auto`")
     files: dict[str, FileRecord] = Field(description="every file of the bundle but the manifest: relative path -> hash and size")

@@ -11,7 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 @contextmanager
 def search_progress(console: Console, disable: bool = False):
-    """Yields (on_stage, on_candidate) for `export_bundle`."""
+    """Yields (on_stage, on_candidate) for `export_bundle`. Off a terminal the live bar is off (rich
+    would print only its last state, at the end) and each candidate gets one plain line instead."""
+    plain_log = not console.is_terminal and not disable
+    disable = disable or not console.is_terminal
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, disable=disable)
     task = progress.add_task("export", total=None, info="")
@@ -24,7 +27,7 @@ def search_progress(console: Console, disable: bool = False):
                                            f"{last.leakage_increase_ssim:+.4f} SSIM, {len(last.int8_layers)} int8")
         progress.update(task, description="auto precision", completed=done, total=planned,
                         info=f"{what[:48]}  {figures}")
-        if not console.is_terminal and not disable:  # a log file gets one line per candidate
+        if plain_log:
             console.print(f"candidate {done + 1}/{planned}: {what}  {figures}", highlight=False, soft_wrap=True)
 
     with progress:

@@ -23,12 +23,14 @@ def search_progress(console: Console, disable: bool = False):
         progress.update(task, description=stage)
 
     def on_candidate(what: str, done: int, planned: int, last) -> None:
-        figures = "" if last is None else (f"last: drop {last.accuracy_drop_points:.2f} pt, leak "
+        figures = "" if last is None else (f"previous: drop {last.accuracy_drop_points:.2f} pt, leak "
                                            f"{last.leakage_increase_ssim:+.4f} SSIM, {len(last.int8_layers)} int8")
         progress.update(task, description="auto precision", completed=done, total=planned,
                         info=f"{what[:48]}  {figures}")
         if plain_log:
-            console.print(f"candidate {done + 1}/{planned}: {what}  {figures}", highlight=False, soft_wrap=True)
+            line = (f"search done: {done} candidates  {figures}" if what == "done"
+                    else f"candidate {done + 1}/{planned}: {what}  {figures}")
+            console.print(line, highlight=False, soft_wrap=True)
 
     with progress:
         yield on_stage, on_candidate

@@ -186,18 +186,21 @@ def inspect_command(
     input_size: Annotated[Optional[int], typer.Option(help="Input side of an official checkpoint whose weights fit both 32 and 64.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")] = False,
 ) -> None:
-    """Show a checkpoint's split: transmitted shape and bytes, edge/cloud params and MACs, and its metadata."""
+    """Show a checkpoint's split: transmitted shape and bytes, edge/cloud params and MACs, and its metadata.
+
+    Given a bundle folder: its target and precision, and the per-layer precisions of `--precision auto`."""
     try:
         with needs_extra("inspect"):
-            from .inspect import inspect_checkpoint, render_inspection
+            from .inspect import inspect_bundle, inspect_checkpoint, render_bundle, render_inspection
 
-            doc = inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
+            bundle = checkpoint is not None and checkpoint.is_dir()
+            doc = inspect_bundle(checkpoint) if bundle else inspect_checkpoint(checkpoint, arch=arch, input_size=input_size)
     except SiftError as exc:
         fail(str(exc))
     if json_out:
         print(json.dumps(doc, indent=2))
     else:
-        for table in render_inspection(doc):
+        for table in (render_bundle if bundle else render_inspection)(doc):
             console.print(table)
             console.print()
 
@@ -270,7 +273,7 @@ def _parity_table(parity: dict, title: str):
 def export_command(
     checkpoint: Annotated[Optional[Path], typer.Argument(metavar="CHECKPOINT", help="Checkpoint (.safetensors, or official .pth with --arch). Default: the shipped reference.", show_default=False)] = None,
     target: Annotated[str, typer.Option("--target", "-t", help="x86, rpi, jetson, a profile name from `sift-deploy targets`, or a profile .toml path.")] = "x86",
-    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16 or int8 (default: the profile's).")] = None,
+    precision: Annotated[Optional[str], typer.Option(help="fp32, fp16, int8 (default: the profile's), or auto: int8 per layer where accuracy and leakage bounds hold.")] = None,
     calib: Annotated[Optional[Path], typer.Option(help="Calibration images (.npz with 'images', or .npy); default: the committed set.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Dataset to draw calibration images from (its train split) and to check parity on (its test split).")] = None,
     calib_method: Annotated[str, typer.Option(help="minmax, entropy or percentile.")] = "minmax",
@@ -288,24 +291,42 @@ def export_command(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Let the runtimes' own log output (absl, oneDNN, XNNPACK, torch warnings) through.")] = False,
     split_at: Annotated[Optional[str], typer.Option(help="Cut to split at (`sift-deploy inspect` lists them); default: the funnel.")] = None,
     parity_images: Annotated[str, typer.Option("--parity-images", help="Test images for the parity run: a sample size (its 95% agreement interval is reported) or 'all'.")] = "3000",
+    max_acc_drop: Annotated[Optional[float], typer.Option(help="auto: accuracy drop allowed, in points (default: the bounds file's).")] = None,
+    max_leak_increase: Annotated[Optional[float], typer.Option(help="auto: leakage-probe SSIM increase allowed (default: the bounds file's).")] = None,
+    max_iterations: Annotated[Optional[int], typer.Option(help="auto: verified reverts to float at most (default: the bounds file's).")] = None,
 ) -> None:
     """Split (at the funnel, or --split-at), quantize and export the edge for a device, export the float cloud, check parity.
 
-    Exit 0: bundle written and parity holds. Exit 1: bundle written but parity misses a bound. Exit 2: bad input.
+    Exit 0: bundle written and parity holds. Exit 1: bundle written but parity (or, with auto, a bound) is missed. Exit 2: bad input.
     """
     from .quiet_output import third_party_output_hidden
     from .stage_progress import StageProgress
 
     try:
-        with third_party_output_hidden(hide=not verbose) as ours, needs_extra("export"), StageProgress("export", ours) as progress:
+        with third_party_output_hidden(hide=not verbose) as ours, needs_extra("export"):
             from .data.preprocess import normalization_from_options
             from .export import export_bundle
+            from .precision.progress import search_progress
 
             norm = normalization_from_options(mean, std, normalization)
-            outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force, seed,
-                                    calib_count, arch=arch, on_progress=progress, sign_key=sign, input_size=input_size,
-                                    normalization=norm, split_at=split_at,
-                                    parity_images=parity_images)
+            bounds, on_candidate = None, None
+            if precision == "auto":
+                from .precision.run import search_bounds
+
+                bounds = search_bounds(max_acc_drop, max_leak_increase, max_iterations)
+            # one live display at a time: the search's bar (stages and candidates) for auto, else the stage bar
+            display = (search_progress(Console(file=ours, stderr=ours is None), disable=json_out)
+                       if precision == "auto" else StageProgress("export", ours))
+            with display as shown:
+                if precision == "auto":
+                    on_stage, on_candidate = shown
+                    progress = lambda stage, done, total: on_stage(stage)  # noqa: E731
+                else:
+                    progress = shown
+                outcome = export_bundle(checkpoint, target, precision, calib, data_dir, calib_method, output, force,
+                                        seed, calib_count, arch=arch, on_progress=progress, sign_key=sign,
+                                        input_size=input_size, normalization=norm, split_at=split_at,
+                                        parity_images=parity_images, search_bounds=bounds, on_candidate=on_candidate)
     except SiftError as exc:
         fail(str(exc))
     manifest = outcome.manifest
@@ -324,11 +345,18 @@ def export_command(
             console.print(f"signed: manifest.sig (key {escape(str(sign))})", highlight=False)
         if parity.get("note"):
             console.print(f"note: {escape(parity['note'])}")
+        if "precision_search" in manifest:
+            from .precision.render import search_table
+
+            console.print(search_table(manifest["precision_search"]))
     if not outcome.passed:
         for failure in parity["failures"]:
             err_console.print(f"[bold red]parity failed:[/] {failure}")
+        for bound in outcome.unmet_bounds:
+            err_console.print(f"[bold red]bound not met:[/] {bound}")
     verdict(outcome.passed, json_out, f"bundle {outcome.bundle} written, parity holds",
-            f"bundle {outcome.bundle} written, but parity misses {len(parity.get('failures', []))} bound(s)")
+            f"bundle {outcome.bundle} written, but parity misses {len(parity.get('failures', []))} bound(s)"
+            + (f" and the search misses {len(outcome.unmet_bounds)}" if outcome.unmet_bounds else ""))
 
 
 @app.command("verify")
@@ -368,6 +396,10 @@ def verify_command(
         else:
             console.print(_parity_table(report["parity"], f"parity on {report['parity']['images']} stored images "
                                                           f"({report['parity']['runtime']}; cloud: {report['cloud']})"))
+        if "precision_search" in report:
+            from .precision.render import search_table
+
+            console.print(search_table(report["precision_search"]))
     if not report["passed"]:
         for failure in report.get("parity", {}).get("failures", []):
             err_console.print(f"[bold red]parity failed:[/] {failure}")

@@ -51,7 +51,12 @@ class ExportOutcome:
 
     @property
     def passed(self) -> bool:
-        return bool(self.manifest["parity"]["passed"])
+        return bool(self.manifest["parity"]["passed"]) and not self.unmet_bounds
+
+    @property
+    def unmet_bounds(self) -> list[str]:
+        """The bounds `--precision auto` could not meet (empty otherwise)."""
+        return list(self.manifest.get("precision_search", {}).get("unmet", []))
 
 
 def default_output(arch: str, profile: Profile, precision: str, cut: str | None = None) -> Path:
@@ -224,6 +229,8 @@ def export_bundle(
     normalization: Normalization | None = None,
     split_at: str | None = None,
     parity_images: int | str | None = PARITY_SAMPLE,
+    search_bounds=None,
+    on_candidate=None,
 ) -> ExportOutcome:
     """on_progress(stage, done, total) hears what runs (total 0: a stage without a count)."""
     from .checkpoint import load_checkpoint
@@ -244,7 +251,10 @@ def export_bundle(
     sample_size = parity_sample_size(parity_images)
     serving_settings = settings_of_profile(profile)  # a bad [serving] table fails now, not after the export
     precision = precision or profile.default_precision
-    if precision not in profile.precisions:
+    auto = precision == "auto"
+    if auto and "int8" not in profile.precisions:
+        raise SiftError(f"--precision auto chooses int8 layers, and target {profile.name} has no int8")
+    if not auto and precision not in profile.precisions:
         raise SiftError(f"target {profile.name} ({profile.backend}) supports {', '.join(profile.precisions)}, not {precision}")
     if calib_method not in CALIB_METHODS:
         raise SiftError(f"unknown calibration method {calib_method!r}; use {', '.join(CALIB_METHODS)}")
@@ -275,6 +285,16 @@ def export_bundle(
         f"running the float model on {total:,} parity images", done, total))
     pred_ref = logits_ref.argmax(1)
     wire_params = wire.fit_wire_quantization(z_calib)
+    search = None
+    options = dict(profile.backend_options)
+    if auto:
+        from .precision.run import auto_precision, search_bounds as default_bounds
+
+        search_bounds = search_bounds or default_bounds()
+        stage("searching per-layer precisions")
+        search = auto_precision(ckpt, profile, calib_inputs, calib_method, seed, data_dir, search_bounds, on_candidate)
+        options["int8_layers"] = search.result.int8_layers
+        precision = "int8"
 
     with atomic_dir(output, force=force) as tmp:
         calibrated = f", {calib_method} calibration on {len(calib_inputs)} images" if precision == "int8" else ""
@@ -282,7 +302,7 @@ def export_bundle(
         started = time.perf_counter()
         request = ExportRequest(edge=model.edge.eval(), input_shape=spec.input_shape, precision=precision,
                                 calibration=calib_inputs, calib_method=calib_method, out_dir=tmp,
-                                options=dict(profile.backend_options), seed=seed)
+                                options=options, seed=seed)
         result = export_edge(profile.backend, request)
         export_seconds = time.perf_counter() - started
         stage("exporting the compute-floor probe")
@@ -326,6 +346,11 @@ def export_bundle(
                        "seed": seed},
             "versions": {"python": platform.python_version(), **runtime_versions(profile.backend)},
         }
+        if search is not None:
+            from .precision.run import write_pareto
+
+            write_pareto(search, tmp, search_bounds)
+            manifest["precision_search"] = search.record
         runner = open_runner(tmp, manifest, threads=profile.threads, fallback=True)
         parity_stage = f"checking parity on {len(parity_inputs):,} images ({runner.name})"
         with runner, open_cloud_runner(tmp, manifest) as cloud:

@@ -195,3 +195,27 @@ def render_inspection(doc: dict) -> list[Table]:
     if ck["notes"]:
         tables.append(_key_value_table("Notes", [("note", n) for n in ck["notes"]]))
     return tables
+
+
+# ---------------------------------------------------------------- bundles
+
+def inspect_bundle(path: Path) -> dict:
+    """What a bundle was exported as, and the per-layer precisions `--precision auto` chose."""
+    from .bundle import read_manifest
+
+    manifest = read_manifest(path)
+    return {"schema_version": SCHEMA_VERSION, "bundle": str(path), "target": manifest["target"],
+            "backend": manifest["backend"], "precision": manifest["precision"], "edge_file": manifest["edge_file"],
+            "model": manifest["model"], "precision_search": manifest.get("precision_search")}
+
+
+def render_bundle(doc: dict) -> list:
+    tables = [_key_value_table("Bundle", [
+        ("bundle", doc["bundle"]), ("target", f"{doc['target']} ({doc['backend']})"),
+        ("precision", doc["precision"] + (" (per layer, --precision auto)" if doc["precision_search"] else "")),
+        ("edge file", doc["edge_file"]), ("model", f"{doc['model']['arch']} split at {doc['model']['split_point']}")])]
+    if doc["precision_search"]:
+        from .precision.render import search_table
+
+        tables.append(search_table(doc["precision_search"]))
+    return tables

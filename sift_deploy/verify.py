@@ -100,4 +100,6 @@ def verify_bundle(bundle_dir: Path, threads: int | None = None, runtime: str | N
             cloud.deactivate()
     report["parity"] = parity
     report["passed"] = parity["passed"]
+    if "precision_search" in manifest:
+        report["precision_search"] = manifest["precision_search"]
     return report

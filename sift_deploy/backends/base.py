@@ -5,7 +5,9 @@ A backend package (`sift_deploy/backends/<name>/`) provides:
 - `__init__.py`: `BACKEND`, a `Backend` that describes it in one place (name, label, runtime
   packages, install hint, stand-ins, artifact roles, precisions). Importing it imports no runtime.
 - `export.py` (only for backends a target profile can pick): `export(request) -> ExportResult`,
-  float edge module -> artifact file(s) in `request.out_dir`. May import torch lazily.
+  float edge module -> artifact file(s) in `request.out_dir`, and `quantizable_layers(request)`,
+  the names `options["int8_layers"]` may list to make exactly those layers int8 (the precision
+  search). May import torch lazily.
 - `runner.py`: `available() -> (bool, why)` and `create_runner(artifacts, details, threads,
   runtime) -> Runner`. Device runners must not import torch: they run with numpy and the runtime.
 
@@ -228,6 +230,12 @@ class Backend:
         if not self.exports:
             raise SiftError(f"the {self.name} backend runs models but does not export them")
         return self._module("export").export(request)
+
+    def quantizable_layers(self, request: ExportRequest) -> list[str]:
+        """Names `options["int8_layers"]` may list (convs or module groups, the backend's unit)."""
+        if not self.exports:
+            raise SiftError(f"the {self.name} backend runs models but does not export them")
+        return self._module("export").quantizable_layers(request)
 
     def available(self) -> tuple[bool, str]:
         return self._module("runner").available()

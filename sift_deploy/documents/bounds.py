@@ -26,8 +26,14 @@ class AttackBounds(StrictDocument):
     min_twin_ssim: float = Field(description="mean SSIM the attack must reach against the unprotected twin")
 
 
+class SearchBounds(StrictDocument):
+    max_iterations: int = Field(default=12, ge=1, description="verified reverts of `export --precision auto`")
+
+
 class BoundsDocument(StrictDocument):
     schema_version: schema_version(1)
     accuracy: AccuracyBounds
     leakage: LeakageBounds
     attack: AttackBounds
+    search: SearchBounds = Field(default_factory=SearchBounds,
+                                 description="`export --precision auto` (its accuracy and leakage bounds are the ones above)")

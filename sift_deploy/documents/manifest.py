@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .base import StrictDocument, absent, schema_version
+from .precision_search import PrecisionSearch
 from .profile import Precision, ParityThresholds, ProfileDocument
 
 
@@ -163,4 +164,5 @@ class Manifest(StrictDocument):
                                         "checkpoint's)")
     floor_probe: dict[str, Any] | None = absent("a conv exported like the edge, in probe/: bench times it for the "
                                                 "runtime's peak MAC rate and the bundle's compute floor")
+    precision_search: PrecisionSearch | None = absent("per-layer precisions chosen by `export --precision auto`")
     files: dict[str, FileRecord] = Field(description="every file of the bundle but the manifest: relative path -> hash and size")

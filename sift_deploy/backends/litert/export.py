@@ -20,7 +20,9 @@ Precisions:
   cosine 0.996, 99.6 % top-1 agreement), and the file outputs float32 z. "auto" decides it on the
   calibration images (the cosine of z in one int8 tensor below FULL_INTEGER_MIN_COSINE);
   `float_tail = false` forces full-integer int8 I/O, `true` forces the float tail. The decision
-  and its numbers go into `details["quantization"]["float_tail"]`.
+  and its numbers go into `details["quantization"]["float_tail"]`. `options["int8_layers"]` (names
+  of the edge's top-level modules, see `quantizable_layers`) overrides that: exactly those modules
+  are int8 and the others fp32; z is float32 when the last module is fp32 (the precision search).
 
 The stock litert-torch quantizer needs one patch for the SiftFunnel attention blocks
 (`_share_fixed_and_shared_inputs`): an input edge whose producer has a fixed (sigmoid) or shared
@@ -388,8 +390,29 @@ def _inspect(path: Path) -> dict:
     return out
 
 
+def quantizable_layers(request: ExportRequest) -> list[str]:
+    """The edge's top-level modules with weights: the groups `options["int8_layers"]` may list."""
+    return [name for name, child in request.edge.named_children() if any(True for _ in child.parameters())]
+
+
+def _chosen_float_layers(request: ExportRequest, edge) -> dict:
+    """`int8_layers` given: every other group stays fp32; z is float when the last group is."""
+    groups = quantizable_layers(request)
+    chosen = list(request.options["int8_layers"])
+    unknown = [name for name in chosen if name not in groups]
+    if unknown:
+        raise SiftError(f"int8_layers names modules the litert edge does not have: {', '.join(unknown)}; "
+                        f"quantizable layers: {', '.join(groups)}")
+    floating = [name for name in groups if name not in chosen]
+    last = [name for name, _ in edge.named_children()][-1]
+    return {"mode": "int8_layers", "modules": floating, "int8_layers": chosen, "used": last in floating,
+            "reason": "int8_layers set by the caller (the precision search); z is float32 when the last module is fp32"}
+
+
 def _float_tail(request: ExportRequest, edge) -> dict:
     """Decide whether the funnel's tail stays fp32 (option `float_tail`: "auto", true or false)."""
+    if request.options.get("int8_layers") is not None:
+        return _chosen_float_layers(request, edge)
     mode = request.options.get("float_tail", "auto")
     modules = funnel_tail(edge)
     out = {"mode": mode, "modules": modules}
@@ -468,7 +491,8 @@ def export(request: ExportRequest) -> ExportResult:
             if layout == "NHWC":
                 calibration = calibration.transpose(0, 2, 3, 1)
             tail = _float_tail(request, edge)
-            prefixes = tuple(("wrapped." + m) if layout == "NHWC" else m for m in tail["modules"] if tail["used"])
+            floating = tail["modules"] if tail["used"] or tail["mode"] == "int8_layers" else []
+            prefixes = tuple(("wrapped." + m) if layout == "NHWC" else m for m in floating)
             quantizer = _sharing_quantizer(request.calib_method, prefixes)
             graph, calib_batch = _calibrated_graph(module, calibration, quantizer, request.seed)
             converted = litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
@@ -509,7 +533,9 @@ def export(request: ExportRequest) -> ExportResult:
     details.update(_inspect(path))
     details["file_bytes"] = path.stat().st_size
     if request.precision == "int8":
-        expected = {"input": "int8", "output": "float32" if details["quantization"]["float_tail"]["used"] else "int8"}
+        tail = details["quantization"]["float_tail"]
+        first_float = tail["mode"] == "int8_layers" and next(iter(dict(edge.named_children()))) in tail["modules"]
+        expected = {"input": "float32" if first_float else "int8", "output": "float32" if tail["used"] else "int8"}
         for role, dtype in expected.items():
             if details[role]["dtype"] != dtype:
                 raise SiftError(f"the int8 export has a {details[role]['dtype']} {role} tensor, not {dtype}; "

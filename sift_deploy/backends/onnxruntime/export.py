@@ -14,7 +14,9 @@ input channels and >= `int8_min_macs` MACs per image are quantized (the folded a
 convs and the funnel's 64 -> 16 squeeze); everything else stays float. A parity guard then keeps
 any of those convs float whose quantization drops z's cosine to the float z below 0.995 on the
 calibration images (`options["int8_min_cosine"]`, None to disable). `options["int8_nodes"] =
-"all"` gives the plain quantize-everything model for comparison.
+"all"` gives the plain quantize-everything model for comparison, and `options["int8_layers"] =
+[Conv node names]` quantizes exactly those convs, with no guard (the precision search uses it;
+`quantizable_layers` lists the names).
 
 Calibration: `minmax` (ORT MinMax), `percentile` (99.999th, 2048 bins) and `entropy`, a real KL
 search over 2048-bin histograms (ORT's own Entropy default has 128 bins for 128 levels, which
@@ -344,10 +346,15 @@ def export(request: ExportRequest) -> ExportResult:
             details["fp16"] = {"converter": "onnxconverter_common.float16", "io": "float32 (keep_io_types)"}
         else:
             nodes = opts.get("int8_nodes", "selected")
+            min_cosine = opts.get("int8_min_cosine", GUARD_MIN_COSINE)
+            if opts.get("int8_layers") is not None:
+                nodes, min_cosine = _known_layers(fp32_path, opts["int8_layers"]), None
             q = quantize_onnx(fp32_path, target, cal, request.calib_method, work, nodes=nodes,
                               min_macs=int(opts.get("int8_min_macs", INT8_MIN_MACS)),
                               min_in_channels=int(opts.get("int8_min_in_channels", INT8_MIN_IN_CHANNELS)),
-                              min_cosine=opts.get("int8_min_cosine", GUARD_MIN_COSINE))
+                              min_cosine=min_cosine)
+            if opts.get("int8_layers") is not None:
+                q["nodes"] = "int8_layers (chosen by the caller, e.g. the precision search)"
             if q.get("parity_guard", {}).get("warning"):
                 notes.append(q["parity_guard"]["warning"])
             if opts.get("measure", True):
@@ -366,6 +373,28 @@ def export(request: ExportRequest) -> ExportResult:
             details["notes"] = notes
     return ExportResult(files={"edge": target.name}, details=json.loads(json.dumps(details, default=_jsonable)),
                         io=onnx_io(target))
+
+
+def _known_layers(fp32_path: Path, names) -> list[str]:
+    import onnx
+
+    known = [r["node"] for r in conv_costs(onnx.load(str(fp32_path)))]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise SiftError(f"int8_layers names convs the graph does not have: {', '.join(unknown)}; "
+                        f"quantizable layers: {', '.join(known)}")
+    return list(names)
+
+
+def quantizable_layers(request: ExportRequest) -> list[str]:
+    """The Conv node names `options["int8_layers"]` may list, in graph order."""
+    import onnx
+
+    with tempfile.TemporaryDirectory(prefix="sift-ort-layers-") as tmp:
+        path = Path(tmp) / "edge.fp32.onnx"
+        export_onnx(request.edge, request.input_shape, path, int(request.options.get("opset", DEFAULT_OPSET)),
+                    rewrite=bool(request.options.get("rewrite", True)), check_inputs=request.calibration)
+        return [r["node"] for r in conv_costs(onnx.load(str(path)))]
 
 
 def _jsonable(obj):

@@ -8,7 +8,9 @@
   per-tensor activations, standard ONNX ops only, on the inputs/outputs of every Conv except those
   the parity guard keeps float (the most sensitive convs, until z's cosine to the float z on the
   calibration images is >= 0.999: on the reference model the funnel's last conv, whose output is
-  the sparse heavy-tailed z, drops it to ~0.93 alone); checked by `lint.py`. Ranges: TensorRT semantics (amax of |x|) by `calib_method`:
+  the sparse heavy-tailed z, drops it to ~0.93 alone); checked by `lint.py`. `options["int8_layers"]`
+  (Conv node names, see `quantizable_layers`) quantizes exactly those convs instead, with no guard.
+  Ranges: TensorRT semantics (amax of |x|) by `calib_method`:
   minmax, percentile (99.999th) or entropy (TensorRT's KL search over 2048 bins).
 - The same ranges, for every activation tensor of the fp32 ONNX, go into `edge.calib.cache` in the
   exact text format of `options["trt_version"]` (default 8.5.2): the implicit-calibration route
@@ -248,7 +250,14 @@ def export(request: ExportRequest) -> ExportResult:
                 quantize_qdq(onnx_path, path, amax, Path(tmp), op_types, exclude=[c for c in convs if c not in names])
 
             min_cosine = opts.get("int8_min_cosine", TRT_GUARD_MIN_COSINE)
-            if min_cosine is None:
+            if opts.get("int8_layers") is not None:
+                unknown = [n for n in opts["int8_layers"] if n not in convs]
+                if unknown:
+                    raise SiftError(f"int8_layers names convs the graph does not have: {', '.join(unknown)}; "
+                                    f"quantizable layers: {', '.join(convs)}")
+                write(list(opts["int8_layers"]), out_dir / QDQ_FILE)
+                guard = {"skipped": "int8_layers set by the caller", "int8_layers": list(opts["int8_layers"])}
+            elif min_cosine is None:
                 write(convs, out_dir / QDQ_FILE)
                 guard = None
             else:
@@ -301,3 +310,14 @@ def export(request: ExportRequest) -> ExportResult:
     details["notes"] = notes
     # an engine built from the ONNX takes and returns what the ONNX's graph does
     return ExportResult(files=files, details=details, io=onnx_io(out_dir / engine_input))
+
+
+def quantizable_layers(request: ExportRequest) -> list[str]:
+    """The Conv node names `options["int8_layers"]` may list, in graph order."""
+    import onnx
+
+    with tempfile.TemporaryDirectory(prefix="sift-trt-layers-") as tmp:
+        path = Path(tmp) / ONNX_FILE
+        export_onnx(request.edge, request.input_shape, path, int(request.options.get("opset", DEFAULT_OPSET)),
+                    rewrite=bool(request.options.get("rewrite", False)), check_inputs=request.calibration)
+        return [n.name for n in onnx.load(str(path)).graph.node if n.op_type == "Conv"]

@@ -1,0 +1,138 @@
+"""Measure one precision candidate on the real artifact: export the edge with exactly these layers
+int8 (the backend's `int8_layers` option) into a temporary folder, open it with the backend's own
+runner (a Jetson Q/DQ ONNX under its labelled ONNX Runtime stand-in when TensorRT is not here),
+and measure top-1 accuracy through the float cloud, the leakage probe, batch-1 latency and bytes,
+and the profile's parity figures against the float edge (what `export` and `verify` will hold the
+bundle to: a candidate that breaks them is not a deployable answer). Every configuration is measured once: results are cached by the set of int8 layers."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..backends import get_backend
+from ..backends.base import Artifacts, ExportRequest, run_in_batches
+from ..backends.torch.runner import torch_outputs
+from ..parity import compare
+
+LATENCY_WARMUP = 5
+LATENCY_CALLS = 40
+INFER_BATCH = 256
+
+
+@dataclass
+class SearchData:
+    """Model inputs (normalised) and [0, 1] images the search measures on."""
+
+    eval_inputs: np.ndarray  # test-split images for accuracy
+    eval_labels: np.ndarray
+    aux_inputs: np.ndarray  # the attacker's queries (aux split)
+    probe_inputs: np.ndarray  # private images the probe reconstructs (a prefix of the test split)
+
+
+@dataclass
+class Measurement:
+    int8_layers: tuple[str, ...]
+    accuracy: float
+    probe: dict
+    latency_us: float | None = None
+    bytes: int | None = None
+    runtime: str = "torch (float)"
+    parity: dict = field(default_factory=dict)  # cosine_mean, max_abs, top1_agreement vs the float edge
+    parity_failures: list[str] = field(default_factory=list)
+    parity_shortfall: float = 0.0  # how far outside the parity thresholds, each in units of its margin
+
+
+
+@dataclass
+class ExportSettings:
+    backend: str
+    input_shape: tuple[int, int, int]
+    calibration: np.ndarray
+    calib_method: str = "minmax"
+    options: dict = field(default_factory=dict)  # the profile's [backend] table
+    threads: int = 1
+    seed: int = 0
+    parity: dict | None = None  # the profile's int8 thresholds: min_cosine, max_abs, min_top1_agreement
+
+
+class CandidateEvaluator:
+    def __init__(self, edge, cloud, settings: ExportSettings, data: SearchData, probe):
+        self.edge, self.cloud, self.settings, self.data, self.probe = edge.eval(), cloud.eval(), settings, data, probe
+        self.backend = get_backend(settings.backend)
+        self.runtime = None
+        if self.backend.stand_ins and not self.backend.available()[0]:
+            self.runtime = next(iter(self.backend.stand_ins))
+        self.cache: dict[frozenset, Measurement] = {}
+        self.float = self._measure_float()
+
+    def request(self, out_dir: Path, int8_layers) -> ExportRequest:
+        s = self.settings
+        options = {**s.options, "int8_layers": sorted(int8_layers), "measure": False}
+        return ExportRequest(edge=self.edge, input_shape=s.input_shape, precision="int8", calibration=s.calibration,
+                             calib_method=s.calib_method, out_dir=out_dir, options=options, seed=s.seed)
+
+    def layers(self) -> list[str]:
+        return self.backend.quantizable_layers(self.request(Path("."), []))
+
+    def _measure_float(self) -> Measurement:
+        d = self.data
+        z_aux = torch_outputs(self.edge, d.aux_inputs)
+        self.probe.fit(z_aux)
+        self.z_eval = torch_outputs(self.edge, d.eval_inputs)
+        self.pred_eval = torch_outputs(self.cloud, self.z_eval).argmax(1)
+        accuracy = float((self.pred_eval == d.eval_labels).mean())
+        return Measurement((), accuracy, self.probe.measure(z_aux, torch_outputs(self.edge, d.probe_inputs)))
+
+    def _parity(self, z_eval: np.ndarray, logits: np.ndarray) -> tuple[dict, list[str], float]:
+        numbers = compare(self.z_eval, z_eval, self.pred_eval, logits, None, self.settings.parity)
+        kept = {k: numbers[k] for k in ("cosine_mean", "max_abs", "top1_agreement")}
+        limits = self.settings.parity
+        if not limits:
+            return kept, [], 0.0
+        shortfall = (max(limits["min_cosine"] - kept["cosine_mean"], 0.0) / max(1.0 - limits["min_cosine"], 1e-9)
+                     + max(limits["min_top1_agreement"] - kept["top1_agreement"], 0.0)
+                     / max(1.0 - limits["min_top1_agreement"], 1e-9)
+                     + max(kept["max_abs"] - limits["max_abs"], 0.0) / max(limits["max_abs"], 1e-9))
+        return kept, [f"parity: {f}" for f in numbers["failures"]], shortfall
+
+    def __call__(self, int8_layers) -> Measurement:
+        key = frozenset(int8_layers)
+        if key not in self.cache:
+            self.cache[key] = self._measure(key)
+        return self.cache[key]
+
+    def _measure(self, key: frozenset) -> Measurement:
+        d = self.data
+        with tempfile.TemporaryDirectory(prefix="sift-precision-") as tmp:
+            result = self.backend.export(self.request(Path(tmp), key))
+            edge_file = result.files["edge"]
+            size = (Path(tmp) / edge_file).stat().st_size
+            runner = self.backend.create_runner(Artifacts(folder=Path(tmp)), edge_file, result.details,
+                                                self.settings.threads, self.runtime)
+            with runner:
+                def infer(x):
+                    return run_in_batches(runner.infer, x, INFER_BATCH)
+
+                z_aux, z_eval, z_probe = infer(d.aux_inputs), infer(d.eval_inputs), infer(d.probe_inputs)
+                latency = _p50_us(runner.infer, d.eval_inputs[:1])
+                label = runner.label
+        logits = torch_outputs(self.cloud, z_eval)
+        parity, failures, shortfall = self._parity(z_eval, logits)
+        return Measurement(tuple(sorted(key)), float((logits.argmax(1) == d.eval_labels).mean()),
+                           self.probe.measure(z_aux, z_probe), latency, size, label, parity, failures, shortfall)
+
+
+def _p50_us(infer, x: np.ndarray) -> float:
+    for _ in range(LATENCY_WARMUP):
+        infer(x)
+    times = []
+    for _ in range(LATENCY_CALLS):
+        start = time.perf_counter_ns()
+        infer(x)
+        times.append(time.perf_counter_ns() - start)
+    return round(float(np.median(times)) / 1000.0, 1)

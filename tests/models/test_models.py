@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from official_layout import OFFICIAL, Layout
+
 from sift_deploy.checkpoint import load_checkpoint, load_state_strict
 from sift_deploy.errors import SiftError
 from sift_deploy.models import ARCHITECTURES, TWINS, ModelSpec, build_model
+from tests.conftest import assert_one_line_error
 
 SOURCE = Path("official.pth")
 
@@ -288,14 +289,6 @@ def test_official_vgg_and_resnet_at_32_are_refused_as_the_official_model_cannot_
 
 # -- the same through the command line: exit codes and one-line messages ------------------------------
 
-def _one_line_error(result, *fragments):
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_cli_reads_the_width_and_refuses_official_vgg_resnet_at_32(tmp_path):
     from typer.testing import CliRunner
 
@@ -314,16 +307,16 @@ def test_cli_reads_the_width_and_refuses_official_vgg_resnet_at_32(tmp_path):
     vgg32 = tmp_path / "vgg-32.pth"
     torch.save({"model": fake_state(OFFICIAL["vgg16_bn_pv4"].layout(3, 10, 32))}, vgg32)
     for command in (["export", str(vgg32), "-o", str(tmp_path / "b")], ["convert", str(vgg32), "-o", str(tmp_path / "c.safetensors")]):
-        _one_line_error(runner.invoke(app, [*command, "--arch", "siftfunnel-vgg16bn"]),
+        assert_one_line_error(runner.invoke(app, [*command, "--arch", "siftfunnel-vgg16bn"]),
                         "official vgg16_bn_pv4 cannot run at input size 32", "zero-width head")
     rn64 = tmp_path / "rn18-64.pth"
     torch.save(fake_state(OFFICIAL["rn18_pv4"].layout(1, 2, 64)), rn64)
-    _one_line_error(runner.invoke(app, ["export", str(rn64), "--arch", "siftfunnel-resnet18", "--input-size", "32",
+    assert_one_line_error(runner.invoke(app, ["export", str(rn64), "--arch", "siftfunnel-resnet18", "--input-size", "32",
                                         "-o", str(tmp_path / "b")]),
                     "official rn18_pv4 cannot run at input size 32", "drop --input-size")
     # 64 weights asked for at 32 by a CNN (which runs at both): the size the weights are for is named
     cnn64 = tmp_path / "cnn-64.pth"
     torch.save(fake_state(OFFICIAL["pv4_classifier_4"].layout(1, 10, 64)), cnn64)
-    _one_line_error(runner.invoke(app, ["convert", str(cnn64), "--arch", "siftfunnel-cnn", "--input-size", "32",
+    assert_one_line_error(runner.invoke(app, ["convert", str(cnn64), "--arch", "siftfunnel-cnn", "--input-size", "32",
                                         "-o", str(tmp_path / "c.safetensors")]),
                     "for input size 64, not 32", "--input-size 64")

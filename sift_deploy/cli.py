@@ -428,7 +428,6 @@ def check_command(
 
     Exit 0: every bound holds. Exit 1: a bound is broken (each is named with its figures). Exit 2: bad input.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     try:
         require_extra("check")
@@ -454,22 +453,14 @@ def check_command(
         fail(str(exc))
     except ImportError as exc:
         fail(missing_extra_message("check", exc.name or str(exc)))
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err_console, disable=json_out)
-    tasks: dict[str, int] = {}
+    from .stage_progress import StageProgress
 
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total)
-        progress.update(tasks[stage], completed=done, total=total)
-
-    with progress:
+    with StageProgress("check", disable=json_out) as progress:
         try:
-            report, grid = run_check(bundle, limits, preset, seed, data_dir, checkpoint, twin, on_progress,
+            report, grid = run_check(bundle, limits, preset, seed, data_dir, checkpoint, twin, progress,
                                      normalization=norm, aux_split=aux_split, on_warning=lambda m: progress.console.print(
                                          f"[bold yellow]warning:[/] {escape(m)}", highlight=False, soft_wrap=True))
         except SiftError as exc:
-            progress.stop()
             fail(str(exc))
     try:
         paths = write_reports(report, grid, report_dir)

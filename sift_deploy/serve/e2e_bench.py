@@ -335,30 +335,16 @@ def bench_server_command(bundle: Path, server: str, clients: int, iterations: in
 
     import typer
     from rich.markup import escape
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from ..bench import write_text
     from ..cli import console, err_console, fail
-    from ..fileio import atomic_file
+    from ..stage_progress import StageProgress
 
-    def write_text(path: Path, text: str) -> None:
-        with atomic_file(Path(path), force=True) as tmp:
-            tmp.write_text(text)
-
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=err_console, transient=True)
-    tasks: dict[str, int] = {}
-
-    def on_progress(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = progress.add_task(stage, total=total)
-        progress.update(tasks[stage], completed=done, total=total)
-
-    with progress:
+    with StageProgress("bench") as progress:
         try:
             report = run_e2e_bench(bundle, server, iterations=iterations, warmup=warmup, clients=clients,
-                                   threads=threads, on_progress=on_progress)
+                                   threads=threads, on_progress=progress)
         except SiftError as exc:
-            progress.stop()
             fail(str(exc))
     for table in render_tables(report):
         console.print(table)

@@ -14,8 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from sift_deploy.cli import app
-from ..conftest import error_output
 from sift_deploy.export import export_bundle
+
+from ..conftest import assert_one_line_error  # noqa: F401 - the bench tests import it from here
 
 FEW = ("--iterations", "20", "--warmup", "2")
 LITERT_MISSING = "ai-edge-litert / litert-torch are not installed (pip install 'sift-deploy[rpi,rpi-export]')"
@@ -27,15 +28,6 @@ cli_runner = CliRunner()
 
 def invoke(*args):
     return cli_runner.invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = error_output(result.stderr)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def export(root: Path, target: str, precision: str | None = None) -> Path:

@@ -453,15 +453,34 @@ def check_command(
         fail(str(exc))
     except ImportError as exc:
         fail(missing_extra_message("check", exc.name or str(exc)))
+    import signal
+
+    from .check import CheckInterrupted
     from .stage_progress import StageProgress
 
-    with StageProgress("check", disable=json_out) as progress:
-        try:
+    def on_term(signum, frame):  # SIGTERM (a CI job cancelled) ends the check like Ctrl-C: with a partial report
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with StageProgress("check", disable=json_out) as progress:
             report, grid = run_check(bundle, limits, preset, seed, data_dir, checkpoint, twin, progress,
                                      normalization=norm, aux_split=aux_split, on_warning=lambda m: progress.console.print(
                                          f"[bold yellow]warning:[/] {escape(m)}", highlight=False, soft_wrap=True))
-        except SiftError as exc:
-            fail(str(exc))
+    except SiftError as exc:
+        fail(str(exc))
+    except CheckInterrupted as stop:
+        from .fileio import atomic_file
+
+        partial = report_dir / "check.partial.json"
+        report_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_file(partial, force=True) as tmp:
+            tmp.write_text(json.dumps(stop.partial, indent=2) + "\n")
+        where = stop.partial["interrupted"]
+        fail(f"check interrupted during stage {where['during_stage']} after {len(where['stages_done'])} of "
+             f"{len(where['stages_done']) + len(where['stages_left'])} stages; partial report: {partial}", code=130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     try:
         paths = write_reports(report, grid, report_dir)
         if write_caps is not None:

@@ -3,16 +3,18 @@
 On a terminal: a rich progress bar per stage. Elsewhere (a CI log, a pipe) rich's live display
 draws nothing until the end, so each stage prints plain lines on stderr instead:
 `export: checking parity on 256 images` once it has run for a second or counted its first step (a
-refusal of bad input is then the only line), then `... 30/100` at every tenth done.
+refusal of bad input is then the only line), then `... 30/100, about 12 s left` at every tenth done.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import Callable, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 
 ProgressFn = Callable[[str, int, int], None]
 STEPS_PER_STAGE = 10  # plain lines per stage with a known total
@@ -28,10 +30,11 @@ class StageProgress:
         self.disable = disable
         self.plain = not self.console.is_terminal
         self._bar = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), console=self.console, transient=True,
+                             TimeElapsedColumn(), TimeRemainingColumn(), console=self.console, transient=True,
                              disable=disable or self.plain)
         self._tasks: dict[str, int] = {}
         self._printed_step: dict[str, int] = {}
+        self._started: dict[str, float] = {}
         self._announced: set[str] = set()
         self._pending: threading.Timer | None = None
         self._lock = threading.Lock()
@@ -59,6 +62,7 @@ class StageProgress:
     def _line(self, stage: str, done: int, total: int) -> None:
         if stage not in self._printed_step:
             self._printed_step[stage] = 0
+            self._started[stage] = time.monotonic()
             self._cancel_pending()
             self._pending = threading.Timer(STAGE_LINE_DELAY_S, self._announce, (stage,))
             self._pending.daemon = True
@@ -71,7 +75,9 @@ class StageProgress:
         step = min(STEPS_PER_STAGE, done * STEPS_PER_STAGE // total)
         if step > self._printed_step[stage]:
             self._printed_step[stage] = step
-            self._print(f"{stage} {done}/{total}")
+            elapsed = time.monotonic() - self._started[stage]
+            left = f", about {elapsed * (total - done) / done:.0f} s left" if done < total else ""
+            self._print(f"{stage} {done}/{total}{left}")
 
     def _announce(self, stage: str) -> None:
         with self._lock:  # the timer thread and a first count may race

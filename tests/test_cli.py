@@ -165,7 +165,7 @@ def test_train_tiny_run_then_refuses_to_overwrite(fashion_mnist_subset, tmp_path
     assert epoch_lines[1].startswith("epoch 1.50/6 step 3/3 loss ")
     for term in ("task", "dcor2", "l1", "pearson", "train_acc", "elapsed"):
         assert term in epoch_lines[0]
-    stage_lines = [line for line in result.stderr.splitlines() if line.startswith("train: ")]
+    stage_lines = [line.split(", about")[0] for line in result.stderr.splitlines() if line.startswith("train: ")]
     assert stage_lines == ["train: loading data", "train: training", "train: training 1/3", "train: training 2/3",
                            "train: training 3/3"], result.stderr
 

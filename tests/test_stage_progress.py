@@ -24,8 +24,9 @@ def test_plain_lines_in_a_log(monkeypatch):
         time.sleep(0.2)
     lines = log.getvalue().splitlines()
     assert lines[:2] == ["export: loading checkpoint", "export: running the float model on 100 images"]
-    counted = [line.rsplit(" ", 1)[1] for line in lines[2:-1]]
-    assert counted == [f"{n}/100" for n in range(10, 101, 10)]
+    counted = [line.split("images ", 1)[1] for line in lines[2:-1]]
+    assert [c.split(",")[0] for c in counted] == [f"{n}/100" for n in range(10, 101, 10)]
+    assert all(c.endswith(" s left") for c in counted[:-1]) and counted[-1] == "100/100"  # an ETA until done
     assert lines[-1] == "export: exporting the float cloud"
 
 

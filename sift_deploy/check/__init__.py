@@ -15,7 +15,7 @@ gate.py runs them in order, composes the report (documents/check_report.py) and 
 
 from ..documents.check_report import SCHEMA_VERSION
 from .context import CheckContext, Progress, Side
-from .gate import STAGES, compose, evaluate_bounds, run_check, run_stages
+from .gate import STAGES, CheckInterrupted, compose, evaluate_bounds, run_check, run_stages
 
-__all__ = ["CheckContext", "Progress", "SCHEMA_VERSION", "STAGES", "Side", "compose", "evaluate_bounds", "run_check",
-           "run_stages"]
+__all__ = ["CheckContext", "CheckInterrupted", "Progress", "SCHEMA_VERSION", "STAGES", "Side", "compose",
+           "evaluate_bounds", "run_check", "run_stages"]

@@ -42,13 +42,27 @@ def place(report: dict, slot: tuple[str, ...], section: dict) -> None:
     report.setdefault(key, {}).update(section)
 
 
+class CheckInterrupted(Exception):
+    """Ctrl-C or SIGTERM during the stages: `partial` is the report of the stages that finished."""
+
+    def __init__(self, partial: dict):
+        super().__init__("check interrupted")
+        self.partial = partial
+
+
 def run_stages(ctx: CheckContext, budget: AttackBudget, seed: int, progress: Progress, stages=STAGES) -> dict:
-    """The measured sections of the report, keyed by slot, from each stage in turn."""
+    """The measured sections of the report, keyed by slot, from each stage in turn. Interrupted, it
+    raises CheckInterrupted with the sections done so far and the stage that was running."""
     sections: dict = {}
     for k, stage in enumerate(stages, 1):
         label = f"stage {k} of {len(stages)}: {stage.NAME}"
         progress(label, 0, 1)
-        place(sections, stage.SLOT, stage.run(ctx, budget, seed, progress).model_dump())
+        try:
+            place(sections, stage.SLOT, stage.run(ctx, budget, seed, progress).model_dump())
+        except KeyboardInterrupt:
+            raise CheckInterrupted({**sections, "interrupted": {
+                "during_stage": stage.NAME, "stages_done": [s.NAME for s in stages[:k - 1]],
+                "stages_left": [s.NAME for s in stages[k - 1:]]}}) from None
         progress(label, 1, 1)
     return sections
 
@@ -85,7 +99,12 @@ def run_check(
     budget, ctx.budget_cuts = budget.fit_to_data(ctx.aux_count, ctx.test_count)
     for message in (*ctx.warnings, *ctx.budget_cuts):
         (on_warning or (lambda _: None))(message)
-    sections = run_stages(ctx, budget, seed, progress)
+    try:
+        sections = run_stages(ctx, budget, seed, progress)
+    except CheckInterrupted as stop:
+        stop.partial = {**header(ctx, budget, seed), **stop.partial, "passed": None,
+                        "seconds": round(time.perf_counter() - started, 1)}
+        raise
     report = compose(ctx, budget, seed, sections, bounds, round(time.perf_counter() - started, 1))
     return report, ctx.reconstructions
 

@@ -149,3 +149,39 @@ def test_check_command_passes_with_exit_0(bundle, data_dir, tmp_path, monkeypatc
     assert load_bounds(bounds)["attack"]["min_twin_ssim"] == MIN_TWIN_SSIM
     assert report.attack.twin.ssim.mean > report.attack.baselines.label_only_ssim
     assert (reports / "reconstructions.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_an_interrupted_check_writes_a_partial_report(tmp_path):
+    """Ctrl-C (SIGINT) to a real `sift-deploy check` once its second stage runs: exit 130, one line naming
+    the stage, and check.partial.json holding the finished accuracy section."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    bundle = export_bundle(None, "x86", "fp32", output=tmp_path / "bundle", calib_count=64,
+                           parity_on_test_split=False).bundle
+    reports = tmp_path / "reports"
+    proc = subprocess.Popen([sys.executable, "-m", "sift_deploy", "check", str(bundle), "--report-dir", str(reports)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "stage 2 of" in line or not line:
+                break
+        assert any("stage 2 of" in line for line in lines), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=120)[1]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, rest
+    errors = [line for line in rest.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "interrupted during stage decoder attack after 1 of 5" in errors[0], rest
+    partial = json.loads((reports / "check.partial.json").read_text())
+    assert partial["interrupted"]["stages_done"] == ["accuracy"] and partial["passed"] is None
+    assert 0 < partial["accuracy"]["deployed"] <= 1 and "attack" not in partial

@@ -9,20 +9,9 @@ from typing import Optional
 from pydantic import Field
 
 from .base import Document, schema_version
-from .check_report import AttackBudgetRecord, AttackScores
+from .check_report import AttackBudgetRecord, AttackScores, Interval
 
 SCHEMA_VERSION = 1
-
-
-class Interval(Document):
-    """A mean with its bootstrap interval [low, high] at `level` over `n` images."""
-
-    mean: float
-    low: float
-    high: float
-    level: float
-    n: int
-    method: str
 
 
 class Latency(Document):

@@ -88,8 +88,8 @@ class AccuracySection(Document):
 # --------------------------------------------------------------------------- decoder and twin-strength stages
 
 
-class ScoreInterval(Document):
-    """Mean of a per-image score with its bootstrap interval, and the mean per decoder seed."""
+class Interval(Document):
+    """A mean with its bootstrap interval [low, high] at `level` over `n` images."""
 
     mean: float
     low: float
@@ -97,6 +97,11 @@ class ScoreInterval(Document):
     level: float
     n: int
     method: str
+
+
+class ScoreInterval(Interval):
+    """Mean of a per-image score with its bootstrap interval, and the mean per decoder seed."""
+
     per_seed: list[float]
 
 

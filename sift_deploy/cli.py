@@ -93,6 +93,7 @@ def train(
     split_seed: Annotated[int, typer.Option(help="Seed of the train/aux/test split.")] = 0,
     threads: Annotated[int, typer.Option(help="Torch threads (0: all cores).")] = 0,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (smoke tests).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run from the state saved beside the output (OUTPUT.resume.pt, written at each epoch's end); the same options are required.")] = False,
     force: Annotated[bool, typer.Option(help="Overwrite an existing checkpoint.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -107,6 +108,7 @@ def train(
     from .data.preprocess import normalization_from_options
     from .train.loop import Recipe
     from .train.objective import ObjectiveWeights
+    from .train.resume import state_path_for
     from .train.run import run_training
 
     if epochs <= 0 or batch_size < 2 or lr <= 0:
@@ -125,7 +127,7 @@ def train(
     progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=json_out or plain_log)
     epoch_sums: dict[str, float] = {}
-    epoch_state = {"steps": 0, "done": 0, "started": time.perf_counter()}
+    epoch_state = {"steps": 0, "done": None, "started": time.perf_counter()}
     with progress:
         task = progress.add_task("train", total=None, info="loading data")
         log_lines("loading data")
@@ -140,6 +142,8 @@ def train(
             for key, value in {"loss": report.loss, **report.terms}.items():
                 epoch_sums[key] = epoch_sums.get(key, 0.0) + value
             epoch_state["steps"] += 1
+            if epoch_state["done"] is None:  # the first step of this process (a resumed run starts mid-way)
+                epoch_state["done"] = int((report.step - 1) * report.epoch / report.step + 1e-9)
             if int(report.epoch + 1e-9) > epoch_state["done"] or report.step == report.total_steps:
                 epoch_state["done"] = int(report.epoch + 1e-9)
                 means = " ".join(f"{k} {v / epoch_state['steps']:.4f}" for k, v in epoch_sums.items())
@@ -149,9 +153,14 @@ def train(
                 epoch_sums.clear()
                 epoch_state["steps"] = 0
 
+        state_path = state_path_for(output)
+        if resume and not state_path.exists():
+            err_console.print(f"note: no saved state at {state_path}; training from the start")
+        elif state_path.exists() and not resume:
+            err_console.print(f"note: {state_path} holds an interrupted run; it is replaced (pass --resume to continue it)")
         try:
             result = run_training(recipe, output, data_dir, input_size, split_seed, force, on_step, norm, aux_split,
-                                  test_split)
+                                  test_split, resume=resume)
         except SiftError as exc:
             progress.update(task, visible=False)  # leave only the one-line error on screen
             progress.stop()

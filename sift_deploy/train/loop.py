@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -16,6 +17,7 @@ from ..data.preprocess import model_input
 from ..data.splits import Split
 from ..models import ModelSpec, SplitClassifier, build_model
 from .objective import ObjectiveWeights, plain_loss, siftfunnel_loss
+from .resume import capture, load_state, restore, save_state
 
 
 @dataclass
@@ -66,7 +68,12 @@ def train_model(
     mean: float | tuple[float, ...],
     std: float | tuple[float, ...],
     on_step: Callable[[StepReport], None] | None = None,
+    state_path: Path | None = None,
+    resume: bool = False,
+    identity: str = "",
 ) -> tuple[SplitClassifier, dict]:
+    """Train; with `state_path`, write a resumable state there at the end of every epoch but the last.
+    `resume` continues from that state (same weights at the end as an uninterrupted run)."""
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     torch.manual_seed(recipe.seed)
@@ -80,8 +87,14 @@ def train_model(
         total_steps = min(total_steps, recipe.max_steps)
     optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total_steps)))
+    step, seconds_before = 0, 0.0
+    if resume and state_path is not None and state_path.exists():
+        state = load_state(state_path, identity)
+        step, seconds_before = restore(state, model, optimizer, schedule, rng), state.seconds
+    resumed_from = step
     model.train()
-    step, started, correct_window, seen_window = 0, time.perf_counter(), 0, 0
+    started, correct_window, seen_window = time.perf_counter(), 0, 0
+    loss, terms = torch.tensor(float("nan")), {}
     while step < total_steps:
         order = torch.from_numpy(rng.permutation(len(labels)))
         for start in range(0, len(order), recipe.batch_size):
@@ -109,7 +122,13 @@ def train_model(
                                    correct_window / seen_window))
             if step % steps_per_epoch == 0:
                 correct_window = seen_window = 0
+                if state_path is not None and step < total_steps:
+                    save_state(state_path, capture(step, model, optimizer, schedule, rng,
+                                                   seconds_before + time.perf_counter() - started, identity))
     model.eval()
-    stats = {"steps": step, "epochs": step / steps_per_epoch, "train_seconds": round(time.perf_counter() - started, 1),
+    stats = {"steps": step, "epochs": step / steps_per_epoch,
+             "train_seconds": round(seconds_before + time.perf_counter() - started, 1),
              "final_loss": loss.item(), "final_terms": terms}
+    if resumed_from:
+        stats["resumed_from_step"] = resumed_from
     return model, stats

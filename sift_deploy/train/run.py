@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import tempfile
@@ -18,6 +19,7 @@ from ..errors import SiftError
 from ..fileio import atomic_file, check_writable
 from ..models import ARCHITECTURES, ModelSpec, build_model
 from .loop import Recipe, StepReport, evaluate, train_model
+from .resume import run_identity, state_path_for
 
 
 def metrics_path_for(output: Path) -> Path:
@@ -35,8 +37,11 @@ def run_training(
     normalization: Normalization | None = None,
     aux_split: float = DEFAULT_AUX_FRACTION,
     test_split: float | None = None,
+    resume: bool = False,
 ) -> dict:
-    """Train and save. `normalization` None: mean and std measured per channel on the train split."""
+    """Train and save. `normalization` None: mean and std measured per channel on the train split.
+    A resumable state is kept beside the output at every epoch's end and removed once the checkpoint is
+    written; `resume` continues from it."""
     output = Path(output)
     if output.suffix != ".safetensors":
         raise SiftError(f"the checkpoint path must end in .safetensors, got {output.name}")
@@ -59,7 +64,11 @@ def run_training(
         norm, norm_source = measure_normalization(splits.train.images), "measured on the train split"
     else:
         norm, norm_source = normalization.for_channels(channels), "given"
-    model, stats = train_model(recipe, spec, splits.train, norm.mean, norm.std, on_step)
+    state_path = state_path_for(output)
+    check_writable(state_path, force=True)
+    identity = run_identity(recipe.as_dict(), dataclasses.asdict(spec), splits.info.as_dict(), norm.as_dict())
+    model, stats = train_model(recipe, spec, splits.train, norm.mean, norm.std, on_step, state_path=state_path,
+                               resume=resume, identity=identity)
     test_inputs = model_input(splits.test.images, input_size, norm.mean, norm.std)
     metrics = {
         "test_accuracy": round(evaluate(model, test_inputs, splits.test.labels), 5),
@@ -80,6 +89,7 @@ def run_training(
     except (OSError, SiftError) as exc:  # the output went away or turned read-only during training
         rescued = _rescue(model, metadata, output)
         raise SiftError(f"could not write {output} ({exc}); the trained model was saved to {rescued} instead") from None
+    state_path.unlink(missing_ok=True)
     return {"checkpoint": str(output), "metrics_file": str(metrics_path), "normalization": norm.as_dict(),
             "splits": splits.info.sizes, **metrics}
 

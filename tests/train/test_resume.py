@@ -1,0 +1,87 @@
+"""train --resume: an interrupted run continues from its last epoch's state and ends with the same
+weights as an uninterrupted one; a state of another run, or a file that is not ours, is refused."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from sift_deploy.checkpoint import load_checkpoint
+from sift_deploy.cli import app  # noqa: F401 - the CLI module must import
+from sift_deploy.errors import SiftError
+from sift_deploy.train.loop import Recipe
+from sift_deploy.train.objective import ObjectiveWeights
+from sift_deploy.train.resume import state_path_for
+from sift_deploy.train.run import run_training
+from tests.test_cli import invoke
+from tests.conftest import assert_one_line_error
+
+# 300 train images less 50 aux = 250 at batch 128: 2 steps per epoch, 6 steps in 3 epochs
+RECIPE = dict(arch="siftfunnel-cnn", defense="siftfunnel", epochs=3, batch_size=128, flip=True, seed=4, threads=1,
+              weights=ObjectiveWeights())
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _train(data, out, resume=False, stop_at=None, **changes):
+    def on_step(report):
+        if stop_at is not None and report.step == stop_at:
+            raise Interrupted
+
+    return run_training(Recipe(**{**RECIPE, **changes}), out, data, 32, 0, False, on_step, resume=resume)
+
+
+def _weights(path):
+    return load_checkpoint(path).model.state_dict()
+
+
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(fashion_mnist_subset, tmp_path):
+    straight = tmp_path / "straight.safetensors"
+    _train(fashion_mnist_subset, straight)
+    assert not state_path_for(straight).exists(), "the state must go once the checkpoint is written"
+
+    resumed = tmp_path / "resumed.safetensors"
+    with pytest.raises(Interrupted):
+        _train(fashion_mnist_subset, resumed, stop_at=5)  # in epoch 3: the state of step 4 was written
+    assert state_path_for(resumed).exists() and not resumed.exists()
+    result = _train(fashion_mnist_subset, resumed, resume=True)
+    assert result["steps"] == 6 and result["resumed_from_step"] == 4
+    assert not state_path_for(resumed).exists()
+
+    a, b = _weights(straight), _weights(resumed)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_a_state_of_another_recipe_is_refused(fashion_mnist_subset, tmp_path):
+    out = tmp_path / "m.safetensors"
+    with pytest.raises(Interrupted):
+        _train(fashion_mnist_subset, out, stop_at=3)
+    with pytest.raises(SiftError, match="belongs to another training run"):
+        _train(fashion_mnist_subset, out, resume=True, lr=5e-4)
+    # the thread count changes only the speed: it may differ
+    result = _train(fashion_mnist_subset, out, resume=True, threads=2)
+    assert result["resumed_from_step"] == 2
+
+
+def test_cli_refuses_a_state_that_is_a_pickle_of_code(fashion_mnist_subset, tmp_path):
+    out = tmp_path / "m.safetensors"
+    state_path_for(out).write_bytes(pickle.dumps(print))  # loading it unguarded would import a callable
+    result = invoke("train", "--data-dir", fashion_mnist_subset, "-o", out, "--max-steps", 3, "--threads", 1,
+                    "--resume")
+    assert result.exit_code == 2
+    assert_one_line_error(result, "is not a resumable training state", "delete it")
+    assert not out.exists()
+
+
+def test_cli_resume_without_a_state_says_so_and_trains(fashion_mnist_subset, tmp_path):
+    out = tmp_path / "m.safetensors"
+    result = invoke("train", "--data-dir", fashion_mnist_subset, "-o", out, "--max-steps", 3, "--threads", 1,
+                    "--resume")
+    assert result.exit_code == 0, result.output
+    assert "no saved state" in result.stderr and out.exists()

@@ -226,14 +226,15 @@ def convert_command(
     force: Annotated[bool, typer.Option(help="Overwrite an existing checkpoint.")] = False,
 ) -> None:
     """Write an official .pth as a project checkpoint that records architecture, sizes, width and normalisation."""
-    from .checkpoint import convert_official
-    from .data.preprocess import normalization_from_options
-
     try:
-        if output is None:
-            raise SiftError("pass --output (-o) with the .safetensors file to write")
-        ckpt = convert_official(source, arch, output, normalization_from_options(mean, std, normalization),
-                                input_size, force)
+        with needs_extra("convert"):
+            from .checkpoint import convert_official
+            from .data.preprocess import normalization_from_options
+
+            if output is None:
+                raise SiftError("pass --output (-o) with the .safetensors file to write")
+            ckpt = convert_official(source, arch, output, normalization_from_options(mean, std, normalization),
+                                    input_size, force)
     except SiftError as exc:
         fail(str(exc))
     for note in ckpt.metadata.get("normalization_source", "").split("assumed: ")[1:]:
@@ -505,7 +506,7 @@ def check_command(
     if json_out:
         print(json.dumps(report, indent=2))
     else:
-        console.print(markdown(report))
+        console.print(markdown(report), soft_wrap=True)  # a log keeps each row on one line
         console.print(f"reports: {', '.join(paths.values())}")
     if not report["passed"]:
         for b in report["bounds"]:
@@ -543,7 +544,7 @@ def bench_command(
     if server is not None:
         from .serve.e2e_bench import bench_server_command
 
-        bench_server_command(bundle, server, clients, iterations, warmup, threads, json_file, markdown_file)
+        bench_server_command(bundle, server, clients, iterations, warmup, threads, json_file, markdown_file, json_out)
         return
     from .bench import BenchOptions, render_markdown, render_tables, run_bench, write_text
     from .stage_progress import StageProgress
@@ -582,7 +583,7 @@ def bench_command(
 
 @app.command("serve")
 def serve_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by `sift-deploy export`.", show_default=False)],
     host: Annotated[str, typer.Option(help="Address to bind; the default serves this machine only (0.0.0.0 exposes it).")] = "127.0.0.1",
     http_port: Annotated[int, typer.Option("--http-port", help="Triton's HTTP/REST port.")] = 8000,
     grpc_port: Annotated[int, typer.Option("--grpc-port", help="Triton's gRPC port.")] = 8001,
@@ -638,8 +639,8 @@ def serve_command(
 
 @app.command("infer")
 def infer_command(
-    bundle: Annotated[Path, typer.Argument(help="Bundle folder written by `sift-deploy export`.")],
-    images: Annotated[Path, typer.Argument(help="uint8 images: an .npz ('images', optional 'labels') or .npy, or an image folder (files, or one sub-folder per class).")],
+    bundle: Annotated[Path, typer.Argument(metavar="BUNDLE", help="Bundle folder written by `sift-deploy export`.", show_default=False)],
+    images: Annotated[Path, typer.Argument(metavar="IMAGES", help="uint8 images: an .npz ('images', optional 'labels') or .npy, or an image folder (files, or one sub-folder per class).", show_default=False)],
     server: Annotated[str, typer.Option("--server", help="Triton serving this bundle: grpc://HOST:PORT or http://HOST:PORT.")] = "grpc://127.0.0.1:8001",
     batch: Annotated[int, typer.Option(help="Images per request (at most the model's max_batch_size).")] = 32,
     timeout: Annotated[float, typer.Option(help="Seconds a request may take before it fails.")] = 10.0,
@@ -708,6 +709,10 @@ def advise_command(
 
     Exit 0: a cut is recommended. Exit 1: no cut is within --max-leakage. Exit 2: bad input.
     """
+    try:
+        require_extra("advise")
+    except SiftError as exc:
+        fail(str(exc))
     from .advise import AdviseOptions, run_advise
     from .advise.render import table
     from .privacy.budget import AttackBudget

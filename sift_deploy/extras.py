@@ -19,6 +19,8 @@ COMMAND_NEEDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "inspect": ("export", ("torch", "safetensors")),
     "export": ("export", ("torch", "safetensors", "onnx", "onnxruntime")),
     "check": ("check", ("torch", "safetensors", "skimage", "scipy", "PIL")),
+    "convert": ("export", ("torch", "safetensors")),
+    "advise": ("export,check", ("torch", "safetensors", "onnx", "onnxruntime", "skimage", "scipy")),
 }
 
 
@@ -31,7 +33,8 @@ def _missing(module: str) -> bool:
 
 def missing_extra_message(command: str, module: str) -> str:
     extra = COMMAND_NEEDS[command][0]
-    return f"{command} needs the '{extra}' extra ({module} is not installed): {INSTALL_FROM_CLONE.format(extra=extra)}"
+    kind = "extras" if "," in extra else "extra"
+    return f"{command} needs the '{extra}' {kind} ({module} is not installed): {INSTALL_FROM_CLONE.format(extra=extra)}"
 
 
 def require_extra(command: str) -> None:

@@ -56,7 +56,8 @@ def test_runtime_help_lists_the_stand_ins_the_backends_declare():
 
 def test_arguments_are_named_alike():
     for command, name in (("export", "[CHECKPOINT]"), ("inspect", "[CHECKPOINT]"), ("verify", "BUNDLE"),
-                          ("bench", "BUNDLE"), ("check", "BUNDLE")):
+                          ("bench", "BUNDLE"), ("check", "BUNDLE"), ("serve", "BUNDLE"), ("infer", "BUNDLE"), ("infer", "IMAGES"),
+                          ("advise", "[CHECKPOINT]"), ("convert", "OFFICIAL")):
         usage = invoke(command, "--help").stdout
         assert name in usage.split("Usage:", 1)[1].splitlines()[0], usage
 

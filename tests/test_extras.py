@@ -38,6 +38,8 @@ def assert_names_the_extra(proc: subprocess.CompletedProcess, command: str, extr
     (["export", "--target", "x86"], "export"),
     (["train", "--max-steps", "1"], "export"),
     (["check", "some-bundle"], "check"),
+    (["convert", "official.pth", "--arch", "siftfunnel-cnn"], "export"),
+    (["advise"], "export,check"),
 ])
 def test_commands_that_need_torch_name_their_extra(args, extra, tmp_path):
     proc = run_without(args + (["-o", str(tmp_path / "out")] if args[0] == "export" else []))

@@ -9,6 +9,7 @@ stand-in) for the deployed side, the torch runner for the float and twin edges a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -61,7 +62,7 @@ def resolve_checkpoint(manifest: dict, checkpoint: Path | None, normalization: N
             except SiftError as exc:
                 if checkpoint is None:
                     continue
-                reason = str(exc).split("; check --arch")[0]  # check takes the architecture from the bundle
+                reason = without_options_check_lacks(str(exc))
                 raise SiftError(f"{path} is not the checkpoint this bundle was exported from ({reason}); pass the "
                                 f"original with --checkpoint") from exc
             if ckpt.sha256 == recorded["sha256"]:
@@ -70,6 +71,11 @@ def resolve_checkpoint(manifest: dict, checkpoint: Path | None, normalization: N
                 raise SiftError(f"{path} is not the checkpoint this bundle was exported from (sha256 differs); "
                                 f"pass the original with --checkpoint")
     raise SiftError(f"the float checkpoint of this bundle ({recorded['path']}) is not here; pass it with --checkpoint")
+
+
+def without_options_check_lacks(message: str) -> str:
+    """A checkpoint error without its advice to pass --arch or --input-size: check takes both from the bundle."""
+    return re.split(r"; check --arch|; pass --input-size|; drop --input-size| and drop --input-size", message)[0]
 
 
 def resolve_twin(ckpt: Checkpoint, twin: Path | None) -> tuple[Checkpoint, str]:

@@ -329,7 +329,7 @@ def render_markdown(report: dict) -> str:
 
 
 def bench_server_command(bundle: Path, server: str, clients: int, iterations: int, warmup: int, threads: int | None,
-                         json_file: Path | None, markdown_file: Path | None) -> None:
+                         json_file: Path | None, markdown_file: Path | None, json_out: bool = False) -> None:
     """The CLI side of `bench --server` (kept here so cli.py only dispatches)."""
     import json
 
@@ -338,22 +338,27 @@ def bench_server_command(bundle: Path, server: str, clients: int, iterations: in
 
     from ..bench import write_text
     from ..cli import console, err_console, fail
+    from ..fileio import check_writable
     from ..stage_progress import StageProgress
 
     with StageProgress("bench") as progress:
         try:
+            for path in (json_file, markdown_file):  # before the measurement, not after
+                if path is not None:
+                    check_writable(path, force=True)
             report = run_e2e_bench(bundle, server, iterations=iterations, warmup=warmup, clients=clients,
                                    threads=threads, on_progress=progress)
         except SiftError as exc:
             fail(str(exc))
-    for table in render_tables(report):
-        console.print(table)
-    if json_file is not None:
-        write_text(json_file, json.dumps(report, indent=2) + "\n")
-        console.print(f"wrote {escape(str(json_file))}", highlight=False)
-    if markdown_file is not None:
-        write_text(markdown_file, render_markdown(report))
-        console.print(f"wrote {escape(str(markdown_file))}", highlight=False)
+    if json_out:
+        print(json.dumps(report, indent=2))
+    else:
+        for table in render_tables(report):
+            console.print(table)
+    for path, text in ((json_file, json.dumps(report, indent=2) + "\n"), (markdown_file, render_markdown(report))):
+        if path is not None:
+            write_text(path, text)
+            err_console.print(f"wrote {escape(str(path))}", highlight=False)
     if not report["passed"]:
         for failure in report["failures"]:
             err_console.print(f"[bold red]bench failed:[/] {escape(failure)}", highlight=False, soft_wrap=True)

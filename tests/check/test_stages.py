@@ -144,6 +144,8 @@ def test_check_command_passes_with_exit_0(bundle, data_dir, tmp_path, monkeypatc
                                       "--data-dir", str(data_dir), "--report-dir", str(reports)])
     assert result.exit_code == 0, result.output
     assert "sift-deploy check: PASSED" in result.stdout and "bound broken" not in result.output
+    rows = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert rows and all(line.rstrip().endswith("|") for line in rows), "a table row was wrapped in the log"
     report = CheckReport.model_validate(json.loads((reports / "check.json").read_text()))
     assert report.passed and report.budget.name == PASSING_BUDGET.name and len(report.bounds) == 6
     assert load_bounds(bounds)["attack"]["min_twin_ssim"] == MIN_TWIN_SSIM

@@ -320,3 +320,21 @@ def test_cli_reads_the_width_and_refuses_official_vgg_resnet_at_32(tmp_path):
     assert_one_line_error(runner.invoke(app, ["convert", str(cnn64), "--arch", "siftfunnel-cnn", "--input-size", "32",
                                         "-o", str(tmp_path / "c.safetensors")]),
                     "for input size 64, not 32", "--input-size 64")
+
+
+def test_check_passes_on_no_advice_naming_options_it_lacks(tmp_path):
+    """check reads architecture and input size from the bundle: the loader's advice to pass --input-size (or
+    --arch) would name options check does not have, so check's message leaves it out and keeps the fact."""
+    from sift_deploy.check.context import without_options_check_lacks
+
+    cnn64 = tmp_path / "cnn-64.pth"
+    torch.save(fake_state(OFFICIAL["pv4_classifier_4"].layout(1, 10, 64)), cnn64)
+    vgg32 = tmp_path / "vgg-32.pth"
+    torch.save({"model": fake_state(OFFICIAL["vgg16_bn_pv4"].layout(3, 10, 64))}, vgg32)
+    for path, arch, fact in ((cnn64, "siftfunnel-cnn", "for input size 64, not 32"),
+                             (vgg32, "siftfunnel-vgg16bn", "cannot run at input size 32")):
+        with pytest.raises(SiftError) as raised:
+            load_checkpoint(path, arch=arch, input_size=32)
+        assert "--input-size" in str(raised.value)
+        reason = without_options_check_lacks(str(raised.value))
+        assert fact in reason and "--input-size" not in reason and "--arch" not in reason

@@ -179,6 +179,28 @@ def test_bench_server_splits_latency_and_counts_bytes(triton, serve_bundle, tmp_
     assert "network + queue" in result.stdout and "counted at the socket" in result.stdout
 
 
+def test_bench_server_prints_json(triton, serve_bundle):
+    result = invoke("bench", serve_bundle, "--server", triton.client_url("http"), "--iterations", "5", "--warmup", "1",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["throughput"]["requests"] == 5
+
+
+def test_bench_server_checks_its_output_files_before_it_connects(serve_bundle, tmp_path):
+    """No server listens on the port: had bench connected first, the error would be about the server."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free_port = probe.getsockname()[1]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    for option in ("--json-file", "--markdown"):
+        result = invoke("bench", serve_bundle, "--server", f"grpc://127.0.0.1:{free_port}", option, blocker / "out")
+        assert result.exit_code == 2, result.output
+        assert "is a file, not a folder" in result.stderr and "127.0.0.1" not in result.stderr
+
+
 def test_a_server_that_stops_answering_fails_within_the_timeout(needs_triton, serve_bundle, reference):
     import os
     import signal

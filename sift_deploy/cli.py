@@ -723,15 +723,16 @@ def advise_command(
                           f"{cut['bytes']['int8']:,} B int8, SSIM {ssim['mean']:.3f} [{ssim['low']:.3f}, {ssim['high']:.3f}], "
                           f"{cut['seconds']:.0f} s", highlight=False, soft_wrap=True)
 
-    with err_console.status("advise", spinner="dots") as status:
+    from .stage_progress import StageProgress
+
+    with StageProgress("advise") as progress:  # a bar on a terminal, plain stage lines in a log
         try:
             options = AdviseOptions(target=target, checkpoint=checkpoint, arch=arch, bandwidth_mbps=bandwidth,
                                     max_leakage_ssim=max_leakage, budget=AttackBudget.preset(budget),
                                     cuts=[c.strip() for c in cuts.split(",") if c.strip()] if cuts else None,
                                     output=output, data_dir=data_dir, seed=seed, force=force)
-            report = run_advise(options, lambda stage, done, total: status.update(escape(stage)), cut_done)
+            report = run_advise(options, progress, cut_done)
         except SiftError as exc:
-            status.stop()
             fail(str(exc))
     for warning in report["warnings"]:
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)

@@ -62,8 +62,8 @@ def main() -> None:
     import onnxruntime as ort
     import torch
 
-    from sift_deploy.backends.onnxruntime.export import (INPUT_NAME, conv_costs, export_onnx, parity_numbers,
-                                                         quantize_onnx, select_int8_nodes)
+    from sift_deploy.backends.onnx_common import INPUT_NAME, export_onnx, float_parity_numbers
+    from sift_deploy.backends.onnxruntime.export import conv_costs, quantize_onnx, select_int8_nodes
     from sift_deploy.backends.onnxruntime.runner import session_options
     from sift_deploy.data.calibration import CALIBRATION_COUNT, DEFAULT_CALIBRATION, load_image_file
     from sift_deploy.data.preprocess import model_input
@@ -107,7 +107,7 @@ def main() -> None:
     sessions = {k: ort.InferenceSession(str(p), session_options(1), providers=["CPUExecutionProvider"]) for k, p in files.items()}
     parity = {"torch eager fp32": {"cosine_mean": 1.0, "max_abs": 0.0}}
     for k, s in sessions.items():
-        parity[k] = parity_numbers(z_ref, s.run(None, {INPUT_NAME: held_out})[0])
+        parity[k] = float_parity_numbers(z_ref, s.run(None, {INPUT_NAME: held_out})[0])
 
     x = held_out[:1].copy()
     xt = torch.from_numpy(x)

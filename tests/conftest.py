@@ -98,6 +98,15 @@ def tiny_checkpoint(tmp_path_factory) -> TinyCheckpoint:
     return TinyCheckpoint(path, model, TINY_METADATA)
 
 
+def invoke(*args):
+    """`sift-deploy ARGS` through Typer's CliRunner (stdout and stderr kept apart); arguments may be paths or numbers."""
+    from typer.testing import CliRunner
+
+    from sift_deploy.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
 def error_output(stderr: str) -> list[str]:
     """stderr without the stage lines (`bench: verifying the bundle`) that long commands print in logs."""
     return [line for line in stderr.strip().splitlines() if not re.match(r"(export|bench|train): ", line)]

@@ -19,16 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from sift_deploy.bounds import DEFAULT_BOUNDS, caps_from_report, load_bounds, parse_bounds
 from sift_deploy.check import evaluate_bounds, run_check
 from sift_deploy.checkpoint import REFERENCE_TWIN
-from sift_deploy.cli import app
 from sift_deploy.data.calibration import DEFAULT_CALIBRATION, load_image_file
 from sift_deploy.errors import SiftError
 from sift_deploy.export import export_bundle
 from sift_deploy.privacy.budget import AttackBudget
+from tests.conftest import invoke
 
 pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -37,11 +36,8 @@ SMALL = AttackBudget.preset("fast").with_(
     mine_train_pairs=600, mine_heldout_pairs=300, mine_epochs=2, dcor_samples=300, whitebox_images=4,
     whitebox_steps=5, bootstrap_resamples=300)
 SSIM_CAP, MI_CAP, ACCURACY = "SSIM cap (deployed, upper 95%)", "MI cap (deployed, nats)", "accuracy drop"
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def failed(report: dict) -> set[str]:

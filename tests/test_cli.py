@@ -7,29 +7,16 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
 from sift_deploy import __version__, checkpoint, inspect as inspect_module
 from sift_deploy.checkpoint import REFERENCE_CHECKPOINT, load_checkpoint
-from sift_deploy.cli import app
-from .conftest import error_output
+from .conftest import assert_one_line_error, invoke
 from sift_deploy.fileio import sha256_file
 
-runner = CliRunner()
 
 
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
 
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = error_output(result.stderr)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def test_version():

@@ -6,22 +6,16 @@ from __future__ import annotations
 import json
 import shutil
 
-from typer.testing import CliRunner
-
 from sift_deploy.backends import backends
-from sift_deploy.cli import app
 from sift_deploy.documents import parse_document
 from sift_deploy.documents.bench_report import BenchReport
 from sift_deploy.profiles import available_targets, load_profile
 
-from .conftest import assert_one_line_error
+from .conftest import assert_one_line_error, invoke
 
-runner = CliRunner()
 FEW = ("--iterations", "10", "--warmup", "1")
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def test_targets_lists_every_profile_with_backend_precisions_threads():

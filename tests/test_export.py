@@ -23,12 +23,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from sift_deploy import export as export_module
 from sift_deploy.bundle import MANIFEST, SCHEMA_VERSION, read_manifest, verify_files
 from sift_deploy.checkpoint import save_checkpoint
-from sift_deploy.cli import app
 from sift_deploy.cloud import CLOUD_FILE
 from sift_deploy.data.calibration import DEFAULT_CALIBRATION, MIN_CALIBRATION_IMAGES, load_image_file
 from sift_deploy.errors import SiftError
@@ -37,7 +35,7 @@ from sift_deploy.fileio import sha256_file
 from sift_deploy.models import ModelSpec, build_model
 from sift_deploy.profiles import TARGETS_DIR, load_profile
 from sift_deploy.verify import verify_bundle
-from .conftest import error_output
+from .conftest import assert_one_line_error, error_output, invoke
 
 pytestmark = [
     # torch.export inside litert-torch warns about its own internals (LeafSpec, Enum constants)
@@ -53,11 +51,8 @@ PARITY_FIGURES = ("images", "cosine_mean", "cosine_min", "max_abs", "feature_max
                   "accuracy_deployed")
 BACKBONE_METADATA = {"normalization": {"mean": 0.5, "std": 0.5}, "note": "untrained, torch.manual_seed(0)"}
 
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def require_backend(target: str) -> None:
@@ -365,14 +360,6 @@ def test_a_failure_in_the_final_rename_restores_the_old_bundle(reference_int8, t
 
 # ------------------------------------------------------------------ bad inputs: one line, exit 2, nothing written
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = error_output(result.stderr)
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture

@@ -8,21 +8,16 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from sift_deploy.cli import app
 from sift_deploy.errors import SiftError
 from sift_deploy.fileio import atomic_dir, check_writable
 
-from .conftest import assert_one_line_error
+from .conftest import assert_one_line_error, invoke
 
-runner = CliRunner()
 # /proc accepts no new files, as root too; a path under a regular file cannot be created by anyone
 PROC_OUTPUT = Path("/proc/self/sift-out")
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def unwritable_outputs(tmp_path: Path) -> dict[str, Path]:

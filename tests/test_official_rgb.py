@@ -13,11 +13,9 @@ import json
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 
 from sift_deploy.checkpoint import load_checkpoint
-from sift_deploy.cli import app
 from sift_deploy.data.preprocess import PRESETS, Normalization
 from sift_deploy.data.sources import load_dataset
 from sift_deploy.data.splits import make_splits
@@ -26,7 +24,7 @@ from sift_deploy.models import ModelSpec
 from sift_deploy.privacy.budget import PRESETS as BUDGETS, AttackBudget
 from sift_deploy.train.loop import Recipe, train_model
 
-from .conftest import assert_one_line_error
+from .conftest import assert_one_line_error, invoke
 from .own_data import write_photo_patch_folder
 
 pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -37,11 +35,8 @@ TINY = AttackBudget.preset("fast").with_(
     name="rgb-tiny", aux_images=33, test_images=40, decoder_epochs=1, decoder_width=16, decoder_seeds=(0, 1),
     twin_seeds=(0,), mine_train_pairs=33, mine_heldout_pairs=40, mine_epochs=1, dcor_samples=40,
     whitebox_images=2, whitebox_steps=2, bootstrap_resamples=100)
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

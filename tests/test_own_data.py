@@ -13,28 +13,23 @@ import json
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from sift_deploy.check.context import check_data
 from sift_deploy.checkpoint import load_checkpoint, save_checkpoint
-from sift_deploy.cli import app
 from sift_deploy.data.sources import load_dataset
 from sift_deploy.data.splits import make_splits
 from sift_deploy.export import export_bundle
 from sift_deploy.models import ModelSpec, build_model
 from sift_deploy.privacy.budget import PRESETS as BUDGETS, AttackBudget
 
-from .conftest import assert_one_line_error
+from .conftest import assert_one_line_error, invoke
 from .own_data import write_mnist_folder
 
 pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
 SPLIT_SEED = 3
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

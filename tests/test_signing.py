@@ -12,22 +12,17 @@ import stat
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from sift_deploy.bundle import MANIFEST, SIGNATURE
-from sift_deploy.cli import app
 from sift_deploy.documents import parse_document
 from sift_deploy.documents.signature import ManifestSignature
 from sift_deploy.fileio import sha256_file
 
-from .conftest import assert_one_line_error
+from .conftest import assert_one_line_error, invoke
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.onnx legacy exporter
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

@@ -7,20 +7,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from sift_deploy.check import CheckContext, accuracy, decoder
-from sift_deploy.cli import app
 from sift_deploy.privacy.budget import AttackBudget
+from tests.conftest import invoke
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"), pytest.mark.filterwarnings("ignore::FutureWarning")]
-runner = CliRunner()
 TINY = AttackBudget.preset("fast").with_(name="tiny", aux_images=40, test_images=40, decoder_epochs=1, decoder_width=16,
                                          decoder_seeds=(0,), bootstrap_resamples=50)
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

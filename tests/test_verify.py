@@ -14,19 +14,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from sift_deploy.bundle import MANIFEST
-from sift_deploy.cli import app
 from sift_deploy.verify import verify_bundle
+from tests.conftest import assert_one_line_error, invoke
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.onnx legacy exporter
 
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -34,13 +30,8 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def fresh_bundle(tmp_path_factory) -> Path:
-    from sift_deploy.export import export_bundle
-
-    out = tmp_path_factory.mktemp("verify") / "x86-fp32"
-    outcome = export_bundle(None, "x86", "fp32", output=out, calib_count=64, parity_on_test_split=False)
-    assert outcome.passed, outcome.manifest["parity"]["failures"]
-    return out
+def fresh_bundle(reference_bundle) -> Path:
+    return reference_bundle("x86", "fp32")  # the session's; tests that change a bundle change a copy (`bundle`)
 
 
 @pytest.fixture
@@ -59,14 +50,6 @@ def assert_tampered(result, *names: str) -> None:
         assert line.startswith("tampered: ") and name in line, line
 
 
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_fresh_bundle_verifies(fresh_bundle):
@@ -257,3 +240,22 @@ def test_torch_free_device_without_the_bundles_runtime(fresh_bundle):
     strict = _verify_with_blocked_modules(fresh_bundle, "--require-parity")
     assert strict.returncode == 2 and "Traceback" not in strict.stderr
     assert strict.stderr.strip().startswith("error: parity cannot be re-run here")
+
+
+OLD_BUNDLE = Path(__file__).resolve().parent / "data" / "files" / "bundle-00e3390-x86-fp32"
+
+
+def test_a_bundle_written_before_the_typed_manifest_still_verifies(fresh_bundle, tmp_path):
+    """tests/data/files/bundle-00e3390-x86-fp32 is what export wrote at commit 00e3390 (before the typed
+    documents): its manifest, profile and parity reference. Its edge and cloud ONNX files are byte for byte
+    the ones today's export writes from the same reference (the old manifest's hashes prove it), so they are
+    taken from the session's bundle instead of being committed twice."""
+    old = tmp_path / "old"
+    shutil.copytree(OLD_BUNDLE, old)
+    for name in ("edge.fp32.onnx", "cloud.onnx"):
+        shutil.copyfile(fresh_bundle / name, old / name)
+    manifest = json.loads((old / MANIFEST).read_text())
+    assert "serving" not in manifest and "artifact" not in manifest["input"]  # the pre-change format
+    result = invoke("verify", old)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().splitlines()[-1].startswith("PASS")

@@ -171,3 +171,46 @@ def float_parity_numbers(ref: np.ndarray, got: np.ndarray) -> dict:
 def float_parity(edge, model: Path | bytes, data: np.ndarray) -> dict:
     """Cosine and max-abs of the ONNX model's z against the float module on `data`."""
     return float_parity_numbers(torch_outputs(edge, data), onnx_outputs(model, data))
+
+
+GUARD_SAMPLES = 128  # images the parity guard compares z on
+
+
+def parity_guard(src: Path, dst: Path, candidates: list[str], write, data: np.ndarray, min_cosine: float,
+                 work: Path, samples: int = GUARD_SAMPLES) -> tuple[list[str], dict]:
+    """Quantize `candidates` into `dst`; while z's mean cosine to the float z on `data` is below
+    `min_cosine`, keep the conv whose quantization alone costs the most cosine in float.
+
+    Layer-wise sensitivity is the usual mixed-precision recipe; here it catches e.g. a conv whose
+    output is the sparse, heavy-tailed z itself, where one per-tensor scale flushes most values to 0.
+    `write(names, path)` writes a model with exactly the Conv nodes `names` quantized.
+    """
+    data = data[:samples]
+    ref = onnx_outputs(src, data)
+    names = list(candidates)
+
+    def cosine(path: Path) -> float:
+        return float_parity_numbers(ref, onnx_outputs(path, data))["cosine_mean"]
+
+    write(names, dst)
+    first = cos = cosine(dst)
+    report: dict = {"min_cosine": min_cosine, "images": int(len(data)), "cosine_all_candidates": first, "kept_float": []}
+    if cos >= min_cosine:
+        report["cosine"] = cos
+        return names, report
+    alone = {}
+    probe = work / "probe.onnx"
+    for name in names:
+        write([name], probe)
+        alone[name] = cosine(probe)
+    for name in sorted(names, key=lambda n: alone[n]):
+        if cos >= min_cosine or len(names) == 1:
+            break
+        names.remove(name)
+        write(names, dst)
+        cos = cosine(dst)
+        report["kept_float"].append({"node": name, "cosine_when_only_it_is_int8": alone[name], "cosine_after": cos})
+    report["cosine"] = cos
+    if cos < min_cosine:
+        report["warning"] = f"cosine {cos:.4f} stays below {min_cosine} with only {names} int8"
+    return names, report

@@ -8,7 +8,6 @@ bundle to: a candidate that breaks them is not a deployable answer). Every confi
 from __future__ import annotations
 
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,11 +127,8 @@ class CandidateEvaluator:
 
 
 def _p50_us(infer, x: np.ndarray) -> float:
-    for _ in range(LATENCY_WARMUP):
-        infer(x)
-    times = []
-    for _ in range(LATENCY_CALLS):
-        start = time.perf_counter_ns()
-        infer(x)
-        times.append(time.perf_counter_ns() - start)
-    return round(float(np.median(times)) / 1000.0, 1)
+    """p50 through the tree's one timing loop (bench.timing)."""
+    from ..bench.timing import time_calls, warm_up
+
+    warm_up(infer, [x], LATENCY_WARMUP)
+    return round(float(np.median(time_calls(infer, [x], LATENCY_CALLS).wall_ns)) / 1000.0, 1)

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import torch
 from onnx import helper, numpy_helper
 
 from sift_deploy.backends import open_runner
@@ -28,8 +27,6 @@ from sift_deploy.backends.tensorrt import calib_cache
 from sift_deploy.backends.tensorrt.export import export
 from sift_deploy.backends.tensorrt.lint import lint
 from sift_deploy.backends.tensorrt.runner import OnnxRuntimeStandInRunner, tensorrt_available
-from sift_deploy.data.calibration import CALIBRATION_COUNT, DEFAULT_CALIBRATION, load_image_file
-from sift_deploy.data.preprocess import model_input
 from sift_deploy.errors import SiftError
 from sift_deploy.parity import cosine_per_image
 
@@ -38,28 +35,10 @@ TRT_OK, TRT_WHY = tensorrt_available()
 TRT_MISSING = "tensorrt Python module / NVIDIA GPU not available"
 
 
-@pytest.fixture(scope="module")
-def edge_case():
-    from sift_deploy.checkpoint import REFERENCE_CHECKPOINT, load_checkpoint
-    from sift_deploy.models import ModelSpec, build_model
-
-    if REFERENCE_CHECKPOINT.exists():
-        ckpt = load_checkpoint(REFERENCE_CHECKPOINT)
-        model, mean, std = ckpt.model, ckpt.mean, ckpt.std
-    else:
-        torch.manual_seed(0)
-        model, mean, std = build_model(ModelSpec("siftfunnel-cnn")), 0.5, 0.5
-    model.eval()
-    images, _, _ = load_image_file(DEFAULT_CALIBRATION)
-    inputs = model_input(images, model.spec.input_size, mean, std)
-    calib, held_out = inputs[:CALIBRATION_COUNT], inputs[CALIBRATION_COUNT:]
-    with torch.inference_mode():
-        z_ref = model.edge(torch.from_numpy(held_out)).numpy()
-    return model.edge, calib, held_out, z_ref
 
 
 def _request(edge_case, out_dir, precision="int8", method="minmax", **options):
-    edge, calib, _, _ = edge_case
+    edge, calib, _, _, _ = edge_case
     return ExportRequest(edge=edge, input_shape=(1, 32, 32), precision=precision, calibration=calib, calib_method=method,
                          out_dir=out_dir, options={"opset": 17, "trt_version": "8.5.2", "build_engine": False, **options})
 
@@ -109,7 +88,7 @@ def test_int8_bundle_files_and_trtexec(int8_bundle):
 
 def test_stand_in_runs_the_qdq_onnx_with_parity(int8_bundle, edge_case):
     out_dir, result = int8_bundle
-    _, _, held_out, z_ref = edge_case
+    _, _, held_out, z_ref, _ = edge_case
     runner = BACKEND.create_runner(Artifacts(folder=out_dir), result.files["edge"], result.details, 1, "onnxruntime")
     assert isinstance(runner, OnnxRuntimeStandInRunner) and runner.kind == "stand-in" and "stand-in" in runner.label
     with runner:
@@ -294,7 +273,7 @@ def test_onnxruntime_default_int8_is_not_tensorrt_ready(edge_case, tmp_path):
     """The x86 artifact (uint8 asymmetric activations) must fail the lint: it shows the lint bites."""
     from sift_deploy.backends.onnxruntime.export import export as ort_export
 
-    edge, calib, _, _ = edge_case
+    edge, calib, _, _, _ = edge_case
     result = ort_export(ExportRequest(edge=edge, input_shape=(1, 32, 32), precision="int8", calibration=calib[:64],
                                       calib_method="minmax", out_dir=tmp_path, options={"measure": False}))
     rules = _rules(onnx.load(str(tmp_path / result.files["edge"])))
@@ -363,7 +342,7 @@ def test_amax_methods_on_a_heavy_tail():
 @pytest.mark.skipif(not TRT_OK, reason=TRT_MISSING)
 @pytest.mark.parametrize("precision", ["fp16", "int8"])
 def test_engine_builds_and_runs(edge_case, tmp_path, precision):
-    _, _, held_out, z_ref = edge_case
+    _, _, held_out, z_ref, _ = edge_case
     result = export(_request(edge_case, tmp_path, precision=precision, build_engine=True))
     assert result.files["edge"] == "edge.plan" and (tmp_path / "edge.plan").is_file()
     with BACKEND.create_runner(Artifacts(folder=tmp_path), result.files["edge"], result.details) as runner:

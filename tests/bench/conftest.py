@@ -11,23 +11,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from sift_deploy.cli import app
 from sift_deploy.export import export_bundle
 
-from ..conftest import assert_one_line_error  # noqa: F401 - the bench tests import it from here
+from ..conftest import assert_one_line_error, invoke  # noqa: F401 - the bench tests import them from here
 
 FEW = ("--iterations", "20", "--warmup", "2")
 LITERT_MISSING = "ai-edge-litert / litert-torch are not installed (pip install 'sift-deploy[rpi,rpi-export]')"
 HAS_LITERT = importlib.util.find_spec("ai_edge_litert") is not None and importlib.util.find_spec("litert_torch") is not None
 needs_litert = pytest.mark.skipif(not HAS_LITERT, reason=LITERT_MISSING)
-
-cli_runner = CliRunner()
-
-
-def invoke(*args):
-    return cli_runner.invoke(app, [str(a) for a in args])
 
 
 def export(root: Path, target: str, precision: str | None = None) -> Path:
@@ -67,20 +59,20 @@ def bundles_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def x86_bundle(bundles_root) -> Path:
-    return export(bundles_root, "x86")  # the profile's default precision: int8 (ORT Q/DQ)
+def x86_bundle(reference_bundle) -> Path:
+    return reference_bundle("x86")  # the profile's default precision: int8 (ORT Q/DQ)
 
 
 @pytest.fixture(scope="session")
-def rpi_bundle(bundles_root) -> Path:
+def rpi_bundle(reference_bundle) -> Path:
     if not HAS_LITERT:
         pytest.skip(LITERT_MISSING)
-    return export(bundles_root, "rpi", "fp32")  # fp32 converts in seconds; int8 takes ~1 min
+    return reference_bundle("rpi", "fp32")  # fp32 converts in seconds; int8 takes ~1 min
 
 
 @pytest.fixture(scope="session")
-def jetson_bundle(bundles_root) -> Path:
-    return export(bundles_root, "jetson")  # int8 Q/DQ ONNX (+ build_engine.sh); no engine without TensorRT
+def jetson_bundle(reference_bundle) -> Path:
+    return reference_bundle("jetson")  # int8 Q/DQ ONNX (+ build_engine.sh); no engine without TensorRT
 
 
 @pytest.fixture(scope="session")

@@ -51,9 +51,8 @@ def data_dir(fashion_mnist, idx_writer, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, fashion_mnist_dir):
-    return export_bundle(None, "x86", "int8", output=tmp_path_factory.mktemp("stages") / "x86-int8",
-                         parity_on_test_split=False).bundle
+def bundle(reference_bundle):
+    return reference_bundle("x86")  # the profile's default: int8
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,6 @@ from sift_deploy import wire
 from sift_deploy.bundle import PARITY_REFERENCE, read_manifest
 from sift_deploy.backends.onnx_common import onnx_outputs
 from sift_deploy.errors import SiftError
-from sift_deploy.export import export_bundle
 
 HAS_TRITONCLIENT = importlib.util.find_spec("tritonclient") is not None
 TRITONCLIENT_MISSING = "tritonclient is not installed (pip install 'sift-deploy[serve]')"
@@ -46,10 +45,8 @@ def free_ports() -> dict[str, int]:
 
 
 @pytest.fixture(scope="session")
-def serve_bundle(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("serve") / "x86"
-    export_bundle(None, "x86", output=out, parity_on_test_split=False)
-    return out
+def serve_bundle(reference_bundle) -> Path:
+    return reference_bundle("x86")  # read only: the session's x86 int8 bundle
 
 
 @pytest.fixture(scope="session")

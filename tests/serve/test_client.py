@@ -9,21 +9,17 @@ import time
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from sift_deploy import wire
-from sift_deploy.cli import app
 from sift_deploy.backends.onnx_common import onnx_outputs
 from sift_deploy.serve.client import ServerError, TritonEdgeClient, WireClient
 
 from .conftest import free_ports, run_load, start_server
 from .test_server import one_line_error
+from tests.conftest import invoke
 
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

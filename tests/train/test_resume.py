@@ -9,14 +9,13 @@ import pytest
 import torch
 
 from sift_deploy.checkpoint import load_checkpoint
-from sift_deploy.cli import app  # noqa: F401 - the CLI module must import
 from sift_deploy.errors import SiftError
 from sift_deploy.train.loop import Recipe
 from sift_deploy.train.objective import ObjectiveWeights
 from sift_deploy.train.resume import state_path_for
 from sift_deploy.train.run import run_training
-from tests.test_cli import invoke
-from tests.conftest import assert_one_line_error
+
+from tests.conftest import assert_one_line_error, invoke
 
 # 300 train images less 50 aux = 250 at batch 128: 2 steps per epoch, 6 steps in 3 epochs
 RECIPE = dict(arch="siftfunnel-cnn", defense="siftfunnel", epochs=3, batch_size=128, flip=True, seed=4, threads=1,

@@ -37,8 +37,7 @@ import numpy as np
 
 from ...errors import SiftError
 from ..base import CALIB_METHODS, PRECISIONS, ExportRequest, ExportResult
-from ..onnx_common import (DEFAULT_OPSET, INPUT_NAME, export_onnx, float_parity, float_parity_numbers, onnx_io,
-                           onnx_outputs, quiet)
+from ..onnx_common import DEFAULT_OPSET, INPUT_NAME, export_onnx, float_parity, onnx_io, parity_guard, quiet
 
 INT8_MIN_MACS = 50_000
 INT8_MIN_IN_CHANNELS = 16
@@ -47,7 +46,6 @@ ENTROPY_BINS = 2048
 ENTROPY_QUANTIZED_BINS = 128
 PERCENTILE = 99.999
 GUARD_MIN_COSINE = 0.995  # parity guard on the calibration images (profiles ask >= 0.99 on held-out ones)
-GUARD_SAMPLES = 128
 FILE_NAMES = {"fp32": "edge.fp32.onnx", "fp16": "edge.fp16.onnx", "int8": "edge.int8.onnx"}
 
 
@@ -211,46 +209,6 @@ def quantize_onnx(src: Path, dst: Path, calibration: np.ndarray, method: str, wo
     if guard is not None:
         details["parity_guard"] = guard
     return details
-
-
-def parity_guard(src: Path, dst: Path, candidates: list[str], write, data: np.ndarray, min_cosine: float,
-                 work: Path, samples: int = GUARD_SAMPLES) -> tuple[list[str], dict]:
-    """Quantize `candidates` into `dst`; while z's mean cosine to the float z on `data` is below
-    `min_cosine`, keep the conv whose quantization alone costs the most cosine in float.
-
-    Layer-wise sensitivity is the usual mixed-precision recipe; here it catches e.g. a conv whose
-    output is the sparse, heavy-tailed z itself, where one per-tensor scale flushes most values to 0.
-    `write(names, path)` writes a model with exactly the Conv nodes `names` quantized.
-    """
-    data = data[:samples]
-    ref = onnx_outputs(src, data)
-    names = list(candidates)
-
-    def cosine(path: Path) -> float:
-        return float_parity_numbers(ref, onnx_outputs(path, data))["cosine_mean"]
-
-    write(names, dst)
-    first = cos = cosine(dst)
-    report: dict = {"min_cosine": min_cosine, "images": int(len(data)), "cosine_all_candidates": first, "kept_float": []}
-    if cos >= min_cosine:
-        report["cosine"] = cos
-        return names, report
-    alone = {}
-    probe = work / "probe.onnx"
-    for name in names:
-        write([name], probe)
-        alone[name] = cosine(probe)
-    for name in sorted(names, key=lambda n: alone[n]):
-        if cos >= min_cosine or len(names) == 1:
-            break
-        names.remove(name)
-        write(names, dst)
-        cos = cosine(dst)
-        report["kept_float"].append({"node": name, "cosine_when_only_it_is_int8": alone[name], "cosine_after": cos})
-    report["cosine"] = cos
-    if cos < min_cosine:
-        report["warning"] = f"cosine {cos:.4f} stays below {min_cosine} with only {names} int8"
-    return names, report
 
 
 def _scalar(value) -> float:

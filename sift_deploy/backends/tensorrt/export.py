@@ -31,8 +31,7 @@ import numpy as np
 from ...errors import SiftError
 from ..base import CALIB_METHODS, PRECISIONS, ExportRequest, ExportResult
 from ..base import BytesLoader
-from ..onnx_common import INPUT_NAME, export_onnx, float_parity, onnx_io, quiet
-from ..onnxruntime.export import parity_guard
+from ..onnx_common import INPUT_NAME, export_onnx, float_parity, onnx_io, parity_guard, quiet
 from ..onnxruntime.runner import runner_for
 from . import calib_cache
 from .lint import lint, max_opset_for

@@ -18,6 +18,7 @@ layout and dtype conversions of the artifact (NHWC input, int8 I/O) happen insid
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -212,7 +213,7 @@ class Backend:
     runtime_modules: tuple[tuple[str, ...], ...]  # import names (alternatives) bench times the import of
     install_hint: str
     precisions: tuple[str, ...] = ()  # empty: no exporter, a profile cannot pick it
-    artifact_roles: tuple[str, ...] = ("edge",)
+    artifact_roles: tuple[str, ...] = ("edge",)  # keys of ExportResult.files; fnmatch patterns allowed
     # runtime name -> what a result of that stand-in is labelled (the stand-in runs another runtime)
     stand_ins: dict[str, str] = field(default_factory=dict)
 
@@ -229,7 +230,13 @@ class Backend:
     def export(self, request: ExportRequest) -> ExportResult:
         if not self.exports:
             raise SiftError(f"the {self.name} backend runs models but does not export them")
-        return self._module("export").export(request)
+        result = self._module("export").export(request)
+        undeclared = [role for role in sorted(result.files)
+                      if not any(fnmatch.fnmatchcase(role, declared) for declared in self.artifact_roles)]
+        if "edge" not in result.files or undeclared:
+            raise SiftError(f"internal error: the {self.name} backend wrote artifact roles {sorted(result.files)}; "
+                            f"it declares {list(self.artifact_roles)} and every export must write 'edge'")
+        return result
 
     def quantizable_layers(self, request: ExportRequest) -> list[str]:
         """Names `options["int8_layers"]` may list (convs or module groups, the backend's unit)."""

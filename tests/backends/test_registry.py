@@ -4,13 +4,14 @@ package plus one registration (export -> verify -> bench through it, nothing els
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from sift_deploy.backends import backends, export_targets, get_backend, register
+from sift_deploy.backends import _REGISTRY, backends, export_targets, get_backend, register
 from sift_deploy.backends.base import Artifacts, BytesLoader, FileLoader
 from sift_deploy.backends.onnx_common import export_onnx, float_parity_numbers, onnx_outputs
 from sift_deploy.backends.onnxruntime.runner import OnnxRuntimeRunner
@@ -114,3 +115,16 @@ def test_a_new_runtime_is_one_package_and_one_registration(tmp_path):
     report = json.loads(report_file.read_text())
     assert report["runtime"]["name"] == "onnx-reference" and report["runtime"]["label"] == REFERENCE_EVALUATOR.label
     assert report["memory"]["peak_rss_mb"] > 0 and not report["memory"]["torch_imported"]
+
+
+def test_an_export_writing_a_role_its_backend_does_not_declare_is_refused(tmp_path, monkeypatch):
+    narrow = dataclasses.replace(REFERENCE_EVALUATOR, name="onnx-reference-narrow", artifact_roles=("onnx",))
+    monkeypatch.setitem(_REGISTRY, narrow.name, narrow)
+    profile = tmp_path / "narrow.toml"
+    profile.write_text('schema_version = 1\nname = "numpy-box"\ndescription = "onnx ReferenceEvaluator"\n'
+                       'backend = "onnx-reference-narrow"\ndefault_precision = "fp32"\nthreads = 1\n\n'
+                       '[parity.fp32]\nmin_cosine = 0.9999\nmax_abs = 0.001\nmin_top1_agreement = 0.99\n\n'
+                       '[budgets]\n')
+    with pytest.raises(SiftError, match=r"wrote artifact roles \['edge'\]; it declares \['onnx'\]"):
+        export_bundle(None, str(profile), output=tmp_path / "bundle", calib_count=64, parity_on_test_split=False)
+    assert not (tmp_path / "bundle").exists()

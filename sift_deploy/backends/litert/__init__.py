@@ -19,4 +19,5 @@ BACKEND = Backend(
     runtime_modules=(("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),),
     install_hint="pip install './sift-deploy[rpi]' (ai-edge-litert) on the Pi, or './sift-deploy[rpi-export]' to export",
     precisions=("fp32", "fp16", "int8"),
+    artifact_roles=("edge", "edge_b*"),  # edge_bN: the graph converted at batch N (profile's batch_variants)
 )

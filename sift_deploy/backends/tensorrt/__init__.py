@@ -15,7 +15,7 @@ BACKEND = Backend(
     runtime_modules=(("tensorrt",),),
     install_hint="TensorRT comes with JetPack on the Jetson (python3-libnvinfer); it is not on PyPI",
     precisions=("fp32", "fp16", "int8"),
-    artifact_roles=("edge", "onnx", "calibration_cache", "build_script"),
+    artifact_roles=("edge", "onnx", "onnx_fp32", "calibration_cache", "build_script"),
     stand_ins={"onnxruntime": "stand-in: the TensorRT-bound ONNX run by ONNX Runtime on the CPU "
                               "(not a TensorRT measurement)"},
 )

@@ -38,8 +38,6 @@ SMALL = AttackBudget.preset("fast").with_(
 SSIM_CAP, MI_CAP, ACCURACY = "SSIM cap (deployed, upper 95%)", "MI cap (deployed, nats)", "accuracy drop"
 
 
-
-
 def failed(report: dict) -> set[str]:
     return {b["name"] for b in report["bounds"] if not b["passed"]}
 

@@ -14,11 +14,6 @@ from .conftest import assert_one_line_error, invoke
 from sift_deploy.fileio import sha256_file
 
 
-
-
-
-
-
 def test_version():
     result = invoke("--version")
     assert result.exit_code == 0

@@ -16,8 +16,6 @@ from .conftest import assert_one_line_error, invoke
 FEW = ("--iterations", "10", "--warmup", "1")
 
 
-
-
 def test_targets_lists_every_profile_with_backend_precisions_threads():
     table = invoke("targets")
     assert table.exit_code == 0, table.output

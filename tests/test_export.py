@@ -52,9 +52,6 @@ PARITY_FIGURES = ("images", "cosine_mean", "cosine_min", "max_abs", "feature_max
 BACKBONE_METADATA = {"normalization": {"mean": 0.5, "std": 0.5}, "note": "untrained, torch.manual_seed(0)"}
 
 
-
-
-
 def require_backend(target: str) -> None:
     """Skip with the missing piece named when this machine cannot export for `target`."""
     if target == "rpi":
@@ -359,7 +356,6 @@ def test_a_failure_in_the_final_rename_restores_the_old_bundle(reference_int8, t
 
 
 # ------------------------------------------------------------------ bad inputs: one line, exit 2, nothing written
-
 
 
 @pytest.fixture

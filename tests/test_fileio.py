@@ -18,8 +18,6 @@ from .conftest import assert_one_line_error, invoke
 PROC_OUTPUT = Path("/proc/self/sift-out")
 
 
-
-
 def unwritable_outputs(tmp_path: Path) -> dict[str, Path]:
     a_file = tmp_path / "a-file"
     a_file.write_text("not a folder")

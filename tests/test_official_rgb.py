@@ -37,8 +37,6 @@ TINY = AttackBudget.preset("fast").with_(
     whitebox_images=2, whitebox_steps=2, bootstrap_resamples=100)
 
 
-
-
 @pytest.fixture(scope="module")
 def rgb(tmp_path_factory):
     """The photo-patch folder and official-format .pth files of the SiftFunnel CNN and its twin."""

@@ -30,8 +30,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"), pytest.mark.f
 SPLIT_SEED = 3
 
 
-
-
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """1,200 real MNIST digits, 120 per class, as PNG files in one folder per digit."""

@@ -23,8 +23,6 @@ from .conftest import assert_one_line_error, invoke
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.onnx legacy exporter
 
 
-
-
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory) -> Path:
     private = tmp_path_factory.mktemp("keys") / "signing.key"

@@ -17,8 +17,6 @@ TINY = AttackBudget.preset("fast").with_(name="tiny", aux_images=40, test_images
                                          decoder_seeds=(0,), bootstrap_resamples=50)
 
 
-
-
 @pytest.fixture(scope="module")
 def bundle(tmp_path_factory, fashion_mnist_subset):
     out = tmp_path_factory.mktemp("split-at") / "x86-int8-triplet"

@@ -22,9 +22,6 @@ from tests.conftest import assert_one_line_error, invoke
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch.onnx legacy exporter
 
 
-
-
-
 def _tree(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -48,8 +45,6 @@ def assert_tampered(result, *names: str) -> None:
     assert len(lines) == len(names), result.stderr
     for name, line in zip(sorted(names), sorted(lines)):
         assert line.startswith("tampered: ") and name in line, line
-
-
 
 
 def test_fresh_bundle_verifies(fresh_bundle):

@@ -16,6 +16,7 @@ import numpy as np
 from ..backends import get_backend
 from ..backends.base import Artifacts, ExportRequest, run_in_batches
 from ..backends.torch.runner import torch_outputs
+from ..bench.timing import time_calls, warm_up
 from ..parity import compare
 
 LATENCY_WARMUP = 5
@@ -128,7 +129,5 @@ class CandidateEvaluator:
 
 def _p50_us(infer, x: np.ndarray) -> float:
     """p50 through the tree's one timing loop (bench.timing)."""
-    from ..bench.timing import time_calls, warm_up
-
     warm_up(infer, [x], LATENCY_WARMUP)
     return round(float(np.median(time_calls(infer, [x], LATENCY_CALLS).wall_ns)) / 1000.0, 1)

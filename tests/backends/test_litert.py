@@ -36,8 +36,6 @@ pytestmark = [
 ]
 
 
-
-
 def _export(edge_case, out_dir: Path, precision: str, **options):
     from sift_deploy.backends.litert.export import export
 

@@ -28,8 +28,6 @@ from sift_deploy.parity import cosine_per_image
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
-
 def _export(edge_case, out_dir: Path, precision: str, method: str = "minmax", **options):
     edge, calib, held_out, _, _ = edge_case
     request = ExportRequest(edge=edge, input_shape=tuple(held_out.shape[1:]), precision=precision, calibration=calib,

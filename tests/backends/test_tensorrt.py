@@ -35,8 +35,6 @@ TRT_OK, TRT_WHY = tensorrt_available()
 TRT_MISSING = "tensorrt Python module / NVIDIA GPU not available"
 
 
-
-
 def _request(edge_case, out_dir, precision="int8", method="minmax", **options):
     edge, calib, _, _, _ = edge_case
     return ExportRequest(edge=edge, input_shape=(1, 32, 32), precision=precision, calibration=calib, calib_method=method,

@@ -19,9 +19,6 @@ from .test_server import one_line_error
 from tests.conftest import invoke
 
 
-
-
-
 @pytest.fixture(scope="module")
 def reference_npz(reference, tmp_path_factory):
     path = tmp_path_factory.mktemp("images") / "reference.npz"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import re
 import struct
 from dataclasses import dataclass
@@ -20,6 +21,15 @@ torch.set_num_threads(1)  # the machine has 2 cores and a reference training run
 
 FASHION_MNIST_MISSING = "dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test starts on one torch thread: a training run with `threads=2` must not leave the rest
+    of its worker oversubscribing the two cores."""
+    yield
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 def write_idx(path: Path, array: np.ndarray) -> Path:
@@ -122,22 +132,35 @@ def assert_one_line_error(result, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
+def shared_root(tmp_path_factory, name: str) -> Path:
+    """A folder every pytest-xdist worker of this run sees (the workers' common base temp), so that
+    what one worker builds the others reuse; a plain run gets its own base temp."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    root.mkdir(exist_ok=True)
+    return root
+
+
 @pytest.fixture(scope="session")
 def reference_bundle(tmp_path_factory):
     """reference_bundle(target, precision=None) -> bundle of the shipped reference, exported once per
-    session (parity on the committed hold-out images; the 10,000-image parity is in the slow tier)."""
-    root = tmp_path_factory.mktemp("reference-bundles")
-    done: dict[tuple[str, str | None], Path] = {}
+    run and shared by the xdist workers (parity on the committed hold-out images; the 10,000-image
+    parity is in the slow tier). Read only: tests that change a bundle change a copy."""
+    from filelock import FileLock
+
+    from sift_deploy.profiles import load_profile
+
+    root = shared_root(tmp_path_factory, "reference-bundles")
 
     def get(target: str, precision: str | None = None) -> Path:
         from sift_deploy.export import export_bundle
 
-        key = (target, precision)
-        if key not in done:
-            out = root / f"{Path(target).stem}-{precision or 'default'}"
-            outcome = export_bundle(None, target, precision, output=out, parity_on_test_split=False)
-            assert outcome.passed, outcome.manifest["parity"]["failures"]
-            done[key] = out
-        return done[key]
+        precision = precision or load_profile(target).default_precision
+        out = root / f"{Path(target).stem}-{precision}"
+        with FileLock(f"{out}.lock"):
+            if not (out / "manifest.json").exists():
+                outcome = export_bundle(None, target, precision, output=out, parity_on_test_split=False)
+                assert outcome.passed, outcome.manifest["parity"]["failures"]
+        return out
 
     return get

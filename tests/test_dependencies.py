@@ -22,6 +22,7 @@ OPTIONAL = {
 # Declared for a command-line tool we run, which imports it itself (never imported by our code).
 NEEDED_BY_TOOLS = {
     "onnx-graphsurgeon": "`polygraphy check lint` imports onnx_graphsurgeon (tests/backends/test_tensorrt.py)",
+    "pytest-xdist": "pytest loads it for `-n auto`, the README's test commands (a plugin, never imported)",
 }
 
 
@@ -79,5 +80,5 @@ def test_tools_we_run_find_what_they_import():
     import importlib.util
 
     for distribution in NEEDED_BY_TOOLS:
-        module = distribution.replace("-", "_")
+        module = {"pytest-xdist": "xdist"}.get(distribution, distribution.replace("-", "_"))
         assert importlib.util.find_spec(module) is not None, f"{distribution} is declared but {module} does not import"

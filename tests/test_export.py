@@ -531,18 +531,12 @@ def test_cli_export_json_then_force(fashion_mnist_subset, tmp_path, monkeypatch)
 # ------------------------------------------------------------------ the artifact's own I/O in the manifest
 
 @pytest.fixture(scope="module")
-def small_export(tmp_path_factory):
-    """(target, precision) -> (bundle, manifest) of the reference, 64 calibration images, parity on the hold-out."""
-    root = tmp_path_factory.mktemp("artifact-io")
-    done: dict = {}
-
+def small_export(reference_bundle):
+    """(target, precision) -> (bundle, manifest) of the reference: the session's shared bundles."""
     def get(target: str, precision: str):
         require_backend(target)
-        if (target, precision) not in done:
-            out = root / f"{target}-{precision}"
-            outcome = export_bundle(None, target, precision, output=out, calib_count=64, parity_on_test_split=False)
-            done[target, precision] = (out, outcome.manifest)
-        return done[target, precision]
+        bundle = reference_bundle(target, precision)
+        return bundle, read_manifest(bundle)
 
     return get
 

@@ -12,6 +12,8 @@ from sift_deploy.data.sources import load_dataset
 from sift_deploy.data.splits import make_splits
 from sift_deploy.train.loop import evaluate
 
+pytestmark = pytest.mark.slow  # two full models over the 10,000 test images: about a minute on one core
+
 
 @pytest.fixture(scope="module")
 def measured(fashion_mnist_dir) -> dict[str, tuple[float, dict]]:

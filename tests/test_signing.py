@@ -34,8 +34,8 @@ def keys(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def signed_bundle(keys, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("signed") / "x86-fp32"
-    result = invoke("export", "--target", "x86", "--precision", "fp32", "--calib-count", 64, "--output", out,
-                    "--sign", keys)
+    result = invoke("export", "--target", "x86", "--precision", "fp32", "--calib-count", 64, "--parity-images", 256,
+                    "--output", out, "--sign", keys)
     assert result.exit_code == 0, result.output
     return out
 

@@ -67,7 +67,7 @@ def x86_bundle(reference_bundle) -> Path:
 def rpi_bundle(reference_bundle) -> Path:
     if not HAS_LITERT:
         pytest.skip(LITERT_MISSING)
-    return reference_bundle("rpi", "fp32")  # fp32 converts in seconds; int8 takes ~1 min
+    return reference_bundle("rpi")  # the profile default, int8: the same bundle test_export verifies
 
 
 @pytest.fixture(scope="session")

@@ -221,12 +221,12 @@ def test_a_float_wire_profile_serves_float_z_and_rejects_nan(needs_triton, refer
     profile = tmp_path / "x86-float-wire.toml"
     profile.write_text((TARGETS_DIR / "x86-64.toml").read_text().replace('wire = "uint8"', 'wire = "float32"'))
     bundle = tmp_path / "float-wire"
-    manifest = export_bundle(None, str(profile), output=bundle, parity_on_test_split=False).manifest
+    # fp32 edge: the wire is the point here, and a float edge skips int8 calibration
+    manifest = export_bundle(None, str(profile), "fp32", output=bundle, parity_on_test_split=False).manifest
     assert manifest["serving"]["wire"] == "float32" and [i["name"] for i in manifest["serving"]["inputs"]] == ["z"]
     server = start_server(bundle)
     client = WireClient(server.client_url("grpc"), manifest["serving"], manifest["features"]["wire_int8"], 5).connect()
     try:
-
         np.testing.assert_allclose(client.send(reference.z[:4]), onnx_outputs(bundle / "cloud.onnx", reference.z[:4]),
                                    atol=1e-4)
         z = reference.z[:2].copy()

@@ -17,9 +17,20 @@ from sift_deploy.train.run import run_training
 
 from tests.conftest import assert_one_line_error, invoke
 
-# 300 train images less 50 aux = 250 at batch 128: 2 steps per epoch, 6 steps in 3 epochs
-RECIPE = dict(arch="siftfunnel-cnn", defense="siftfunnel", epochs=3, batch_size=128, flip=True, seed=4, threads=1,
+# 120 train images less 20 aux = 100 at batch 50: 2 steps per epoch, 6 steps in 3 epochs
+RECIPE = dict(arch="siftfunnel-cnn", defense="siftfunnel", epochs=3, batch_size=50, flip=True, seed=4, threads=1,
               weights=ObjectiveWeights())
+
+
+@pytest.fixture(scope="module")
+def small_data(fashion_mnist, idx_writer, tmp_path_factory):
+    """The first 120 train and 40 test images of the real files: resuming is about steps, not images."""
+    folder = tmp_path_factory.mktemp("resume-data")
+    idx_writer(folder / "train-images-idx3-ubyte", fashion_mnist.train_images[:120, 0])
+    idx_writer(folder / "train-labels-idx1-ubyte", fashion_mnist.train_labels[:120])
+    idx_writer(folder / "t10k-images-idx3-ubyte", fashion_mnist.test_images[:40, 0])
+    idx_writer(folder / "t10k-labels-idx1-ubyte", fashion_mnist.test_labels[:40])
+    return folder
 
 
 class Interrupted(Exception):
@@ -38,16 +49,16 @@ def _weights(path):
     return load_checkpoint(path).model.state_dict()
 
 
-def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(fashion_mnist_subset, tmp_path):
+def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(small_data, tmp_path):
     straight = tmp_path / "straight.safetensors"
-    _train(fashion_mnist_subset, straight)
+    _train(small_data, straight)
     assert not state_path_for(straight).exists(), "the state must go once the checkpoint is written"
 
     resumed = tmp_path / "resumed.safetensors"
     with pytest.raises(Interrupted):
-        _train(fashion_mnist_subset, resumed, stop_at=5)  # in epoch 3: the state of step 4 was written
+        _train(small_data, resumed, stop_at=5)  # in epoch 3: the state of step 4 was written
     assert state_path_for(resumed).exists() and not resumed.exists()
-    result = _train(fashion_mnist_subset, resumed, resume=True)
+    result = _train(small_data, resumed, resume=True)
     assert result["steps"] == 6 and result["resumed_from_step"] == 4
     assert not state_path_for(resumed).exists()
 
@@ -57,30 +68,30 @@ def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(fashion_mnist
         assert torch.equal(a[key], b[key]), key
 
 
-def test_a_state_of_another_recipe_is_refused(fashion_mnist_subset, tmp_path):
+def test_a_state_of_another_recipe_is_refused(small_data, tmp_path):
     out = tmp_path / "m.safetensors"
     with pytest.raises(Interrupted):
-        _train(fashion_mnist_subset, out, stop_at=3)
+        _train(small_data, out, stop_at=3)
     with pytest.raises(SiftError, match="belongs to another training run"):
-        _train(fashion_mnist_subset, out, resume=True, lr=5e-4)
+        _train(small_data, out, resume=True, lr=5e-4)
     # the thread count changes only the speed: it may differ
-    result = _train(fashion_mnist_subset, out, resume=True, threads=2)
+    result = _train(small_data, out, resume=True, threads=2)
     assert result["resumed_from_step"] == 2
 
 
-def test_cli_refuses_a_state_that_is_a_pickle_of_code(fashion_mnist_subset, tmp_path):
+def test_cli_refuses_a_state_that_is_a_pickle_of_code(small_data, tmp_path):
     out = tmp_path / "m.safetensors"
     state_path_for(out).write_bytes(pickle.dumps(print))  # loading it unguarded would import a callable
-    result = invoke("train", "--data-dir", fashion_mnist_subset, "-o", out, "--max-steps", 3, "--threads", 1,
+    result = invoke("train", "--data-dir", small_data, "-o", out, "--max-steps", 3, "--threads", 1,
                     "--resume")
     assert result.exit_code == 2
     assert_one_line_error(result, "is not a resumable training state", "delete it")
     assert not out.exists()
 
 
-def test_cli_resume_without_a_state_says_so_and_trains(fashion_mnist_subset, tmp_path):
+def test_cli_resume_without_a_state_says_so_and_trains(small_data, tmp_path):
     out = tmp_path / "m.safetensors"
-    result = invoke("train", "--data-dir", fashion_mnist_subset, "-o", out, "--max-steps", 3, "--threads", 1,
+    result = invoke("train", "--data-dir", small_data, "-o", out, "--max-steps", 3, "--threads", 1,
                     "--resume")
     assert result.exit_code == 0, result.output
     assert "no saved state" in result.stderr and out.exists()

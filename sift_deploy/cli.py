@@ -425,6 +425,7 @@ def check_command(
     report_dir: Annotated[Path, typer.Option(help="Where check.json, check.md, check.junit.xml and reconstructions.png go.")] = Path("reports"),
     seed: Annotated[int, typer.Option(help="Base seed of the attacks; the same bundle and seed give the same verdict.")] = 0,
     budget: Annotated[str, typer.Option(help="fast (default, < 10 min on 2 cores) or full (stronger, slower attacks).")] = "fast",
+    decoder_pairing: Annotated[Optional[str], typer.Option(help="How each seed's float and deployed decoders are paired: independent (each from scratch) or branched (from a common trunk, so the seed's luck cancels in the paired increase). Default: the budget's.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="The float checkpoint the bundle came from (default: the path in its manifest).")] = None,
     twin: Annotated[Optional[Path], typer.Option(help="Unprotected twin checkpoint for the attack-strength bound (default: the shipped twin).")] = None,
     write_caps: Annotated[Optional[Path], typer.Option(help="Also write a bounds file that caps leakage at this float model's measured SSIM/PSNR/MI plus the allowed increase; check other bundles (a retrained or swapped edge) with it.")] = None,
@@ -448,6 +449,8 @@ def check_command(
         norm = normalization_from_options(mean, std, normalization)
         limits = load_bounds(bounds)
         preset = AttackBudget.preset(budget)
+        if decoder_pairing is not None:
+            preset = preset.with_(decoder_pairing=decoder_pairing)
         if report_dir.exists() and not report_dir.is_dir():
             raise SiftError(f"--report-dir {report_dir} is a file; give a folder for the reports")
         if write_caps is not None and write_caps.is_dir():

@@ -234,6 +234,7 @@ def test_report_dir_that_is_a_file(reference_bundle, tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["--seed", "abc"], "Invalid value for '--seed'"),
     (["--budget", "quick"], "unknown attack budget 'quick'"),
+    (["--decoder-pairing", "shared"], "decoder pairing must be one of independent, branched; got 'shared'"),
 ])
 def test_console_script_gives_one_line_for_bad_options(args, fragment, tmp_path):
     result = subprocess.run([sys.executable, "-c", "from sift_deploy.cli import run; run()", "check", str(tmp_path), *args],

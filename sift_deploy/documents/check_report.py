@@ -27,6 +27,7 @@ class AttackBudgetRecord(Document):
     twin_seeds: list[int]
     decoder_batch: int
     decoder_lr: float
+    decoder_pairing: Literal["independent", "branched"] = "independent"  # absent from reports before it existed
     mine_train_pairs: int
     mine_heldout_pairs: int
     mine_epochs: int

@@ -29,6 +29,10 @@ class AttackBudget:
     twin_seeds: tuple[int, ...]  # decoders against the unprotected twin (attack-strength proof)
     decoder_batch: int = 32
     decoder_lr: float = 2e-3
+    # how each seed's float and deployed decoders are trained (see check.decoder): "independent", from
+    # the same initial weights and batch order; "branched", from a common trunk trained on the deployed
+    # features, so that where training lands (the seed effect) is shared and cancels in the paired difference
+    decoder_pairing: str = "independent"
     # MINE I(x; z): trained on aux pairs, evaluated on held-out test pairs
     mine_train_pairs: int = 5000
     mine_heldout_pairs: int = 2000
@@ -51,6 +55,10 @@ class AttackBudget:
         d = asdict(self)
         d["decoder_seeds"], d["twin_seeds"] = list(self.decoder_seeds), list(self.twin_seeds)
         return d
+
+    def __post_init__(self) -> None:
+        if self.decoder_pairing not in DECODER_PAIRINGS:
+            raise SiftError(f"decoder pairing must be one of {', '.join(DECODER_PAIRINGS)}; got {self.decoder_pairing!r}")
 
     def with_(self, **changes: object) -> "AttackBudget":
         """A copy with some fields changed (e.g. from CLI options)."""
@@ -98,6 +106,7 @@ class AttackBudget:
         return PRESETS[name]
 
 
+DECODER_PAIRINGS = ("independent", "branched")
 MAX_EPOCH_FACTOR = 10  # fit_to_data trains at most this many times the planned epochs on short data
 
 FAST = AttackBudget(

@@ -18,6 +18,7 @@ from sift_deploy.check import accuracy, decoder, information, twin_strength, whi
 from sift_deploy.cli import app
 from sift_deploy.documents.check_report import (AccuracySection, AttackScores, CheckReport, DecoderSection,
                                                 InformationSection, WhiteBoxSection)
+from sift_deploy.errors import SiftError
 from sift_deploy.export import export_bundle
 from sift_deploy.privacy.budget import PRESETS, AttackBudget
 
@@ -86,6 +87,37 @@ def test_decoder_pairs_the_same_seeds_on_both_sides(ctx):
     for side in (section.float, section.deployed, section.transfer):
         assert len(side.ssim.per_seed) == 2 and side.ssim.low <= side.ssim.mean <= side.ssim.high
     assert "from float features (seed 5)" in ctx.reconstructions
+
+
+def test_branched_pairing_shares_a_trunk_and_reports_like_independent(ctx):
+    from sift_deploy.check.decoder import seed_attackers
+
+    branched = TINY.with_(decoder_pairing="branched", decoder_epochs=2)
+    dec_float, dec_deployed = seed_attackers(ctx, 3, branched, no_progress)
+    for dec in (dec_float, dec_deployed):
+        assert dec.record.epochs == 1 and "warm start" in dec.record.schedule
+        assert dec.record.lr == pytest.approx(branched.decoder_lr * 0.25)
+    section = decoder.run(ctx, branched, 3, no_progress)
+    assert section.paired.ssim.seeds == 2 and section.paired.ssim.images == TINY.test_images
+    assert DecoderSection.model_validate(json.loads(section.model_dump_json())) == section
+
+
+def test_a_branched_pair_lands_closer_together_than_an_independent_one(ctx):
+    """What branching is for: the two decoders of a seed differ by what their features differ by, not by
+    where two separate trainings landed."""
+    from sift_deploy.check.decoder import seed_attackers
+
+    def distance(pairing):
+        a, b = seed_attackers(ctx, 0, TINY.with_(decoder_pairing=pairing, decoder_epochs=2), no_progress)
+        return sum(float((p - q).detach().pow(2).sum()) for p, q in zip(a.parameters(), b.parameters())) ** 0.5
+
+    branched, independent = distance("branched"), distance("independent")
+    assert branched < independent, (branched, independent)
+
+
+def test_an_unknown_pairing_is_refused():
+    with pytest.raises(SiftError, match="decoder pairing must be one of independent, branched"):
+        TINY.with_(decoder_pairing="shared")
 
 
 def test_a_stage_alone_computes_only_the_features_it_needs(bundle, data_dir):

@@ -22,7 +22,7 @@ OPTIONAL = {
 # Declared for a command-line tool we run, which imports it itself (never imported by our code).
 NEEDED_BY_TOOLS = {
     "onnx-graphsurgeon": "`polygraphy check lint` imports onnx_graphsurgeon (tests/backends/test_tensorrt.py)",
-    "pytest-xdist": "pytest loads it for `-n auto`, the README's test commands (a plugin, never imported)",
+    "pytest-xdist": "pytest loads it for `-n auto` (addopts in pyproject.toml); a plugin, never imported",
 }
 
 

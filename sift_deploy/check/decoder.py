@@ -27,9 +27,7 @@ NAME = "decoder attack"
 SLOT = ("attack",)
 SCORES = ("ssim", "psnr", "mse")
 PAIRED = ("ssim", "psnr")
-
-
-BRANCH_LR_FACTOR = 0.25
+BRANCH_LR_FACTOR = 0.25  # a branch's peak learning rate against the trunk's: it stays where the trunk landed
 
 
 def train_attacker(z_aux: np.ndarray, x_aux: np.ndarray, seed: int, budget: AttackBudget, progress: Progress,

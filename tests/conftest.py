@@ -40,6 +40,15 @@ def write_idx(path: Path, array: np.ndarray) -> Path:
     return path
 
 
+def write_subset(folder: Path, dataset: Dataset, train: int, test: int) -> Path:
+    """An IDX folder with the first `train` train and `test` test images (and labels) of `dataset`."""
+    write_idx(folder / "train-images-idx3-ubyte", dataset.train_images[:train, 0])
+    write_idx(folder / "train-labels-idx1-ubyte", dataset.train_labels[:train])
+    write_idx(folder / "t10k-images-idx3-ubyte", dataset.test_images[:test, 0])
+    write_idx(folder / "t10k-labels-idx1-ubyte", dataset.test_labels[:test])
+    return folder
+
+
 @pytest.fixture(scope="session")
 def idx_writer():
     return write_idx
@@ -63,11 +72,7 @@ def fashion_mnist_subset(fashion_mnist, tmp_path_factory) -> Path:
     """An IDX folder with the first 300 train and 200 test images of the real files (for quick training runs)."""
     folder = tmp_path_factory.mktemp("data") / "fashion-mnist-subset"
     folder.mkdir()
-    write_idx(folder / "train-images-idx3-ubyte", fashion_mnist.train_images[:300, 0])
-    write_idx(folder / "train-labels-idx1-ubyte", fashion_mnist.train_labels[:300])
-    write_idx(folder / "t10k-images-idx3-ubyte", fashion_mnist.test_images[:200, 0])
-    write_idx(folder / "t10k-labels-idx1-ubyte", fashion_mnist.test_labels[:200])
-    return folder
+    return write_subset(folder, fashion_mnist, 300, 200)
 
 
 TINY_METADATA = {

@@ -21,6 +21,7 @@ from sift_deploy.documents.check_report import (AccuracySection, AttackScores, C
 from sift_deploy.errors import SiftError
 from sift_deploy.export import export_bundle
 from sift_deploy.privacy.budget import PRESETS, AttackBudget
+from tests.conftest import write_subset
 
 pytestmark = [pytest.mark.filterwarnings("ignore::FutureWarning"), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -42,13 +43,8 @@ def open_context(bundle, data_dir) -> CheckContext:
 
 
 @pytest.fixture(scope="module")
-def data_dir(fashion_mnist, idx_writer, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fashion-mnist-6000-500")
-    idx_writer(folder / "train-images-idx3-ubyte", fashion_mnist.train_images[:TRAIN_IMAGES, 0])
-    idx_writer(folder / "train-labels-idx1-ubyte", fashion_mnist.train_labels[:TRAIN_IMAGES])
-    idx_writer(folder / "t10k-images-idx3-ubyte", fashion_mnist.test_images[:TEST_IMAGES, 0])
-    idx_writer(folder / "t10k-labels-idx1-ubyte", fashion_mnist.test_labels[:TEST_IMAGES])
-    return folder
+def data_dir(fashion_mnist, tmp_path_factory):
+    return write_subset(tmp_path_factory.mktemp("fashion-mnist-6000-500"), fashion_mnist, TRAIN_IMAGES, TEST_IMAGES)
 
 
 @pytest.fixture(scope="module")

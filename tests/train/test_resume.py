@@ -15,7 +15,7 @@ from sift_deploy.train.objective import ObjectiveWeights
 from sift_deploy.train.resume import state_path_for
 from sift_deploy.train.run import run_training
 
-from tests.conftest import assert_one_line_error, invoke
+from tests.conftest import assert_one_line_error, invoke, write_subset
 
 # 120 train images less 20 aux = 100 at batch 50: 2 steps per epoch, 6 steps in 3 epochs
 RECIPE = dict(arch="siftfunnel-cnn", defense="siftfunnel", epochs=3, batch_size=50, flip=True, seed=4, threads=1,
@@ -23,14 +23,9 @@ RECIPE = dict(arch="siftfunnel-cnn", defense="siftfunnel", epochs=3, batch_size=
 
 
 @pytest.fixture(scope="module")
-def small_data(fashion_mnist, idx_writer, tmp_path_factory):
+def small_data(fashion_mnist, tmp_path_factory):
     """The first 120 train and 40 test images of the real files: resuming is about steps, not images."""
-    folder = tmp_path_factory.mktemp("resume-data")
-    idx_writer(folder / "train-images-idx3-ubyte", fashion_mnist.train_images[:120, 0])
-    idx_writer(folder / "train-labels-idx1-ubyte", fashion_mnist.train_labels[:120])
-    idx_writer(folder / "t10k-images-idx3-ubyte", fashion_mnist.test_images[:40, 0])
-    idx_writer(folder / "t10k-labels-idx1-ubyte", fashion_mnist.test_labels[:40])
-    return folder
+    return write_subset(tmp_path_factory.mktemp("resume-data"), fashion_mnist, 120, 40)
 
 
 class Interrupted(Exception):

@@ -42,7 +42,7 @@ TORCH_SUFFIXES = {".pth", ".pt", ".ckpt", ".tar", ".bin", ".pkl"}
 # The official class behind each architecture (the names users know from the official code).
 OFFICIAL_CLASSES = {"siftfunnel-cnn": "pv4_classifier_4", "plain-cnn": "Classifier_4",
                     "siftfunnel-vgg16bn": "vgg16_bn_pv4", "plain-vgg16bn": "vgg16_bn",
-                    "siftfunnel-resnet18": "rn18_pv4", "plain-resnet18": "rn18"}
+                    "siftfunnel-resnet18": "rn18_pv4", "plain-resnet18": "rn18", "ae-cnn": "AE_Classifier_4"}
 # Official classes whose head is 512 * (2 * (img_size // 64))^2 wide: zero at 32, so they only run at 64.
 OFFICIAL_64_ONLY = {"siftfunnel-vgg16bn", "plain-vgg16bn", "siftfunnel-resnet18", "plain-resnet18"}
 

@@ -71,15 +71,15 @@ def main(
 @app.command()
 def train(
     output: Annotated[Path, typer.Option("--output", "-o", help="Checkpoint to write (.safetensors); metrics go beside it.")] = Path("checkpoints/siftfunnel-cnn.safetensors"),
-    arch: Annotated[str, typer.Option(help="Architecture: siftfunnel-cnn, siftfunnel-vgg16bn, siftfunnel-resnet18, or a plain-* twin.")] = "siftfunnel-cnn",
-    defense: Annotated[str, typer.Option(help="siftfunnel: the SiftFunnel objective; none: plain cross-entropy (for plain-* twins).")] = "siftfunnel",
+    arch: Annotated[str, typer.Option(help="Architecture: siftfunnel-cnn, siftfunnel-vgg16bn, siftfunnel-resnet18, a plain-* twin, or ae-cnn (the autoencoder-bottleneck baseline).")] = "siftfunnel-cnn",
+    defense: Annotated[str, typer.Option(help="siftfunnel: the SiftFunnel objective (siftfunnel-* only); nopeek: cross-entropy + beta * dCor^2(x, z), the NoPeek baseline (not on siftfunnel-*); none: plain cross-entropy (twins, ae-cnn).")] = "siftfunnel",
     data_dir: Annotated[Optional[Path], typer.Option(help="IDX folder, official .npz, or class-folder images (default: Debian's Fashion-MNIST).")] = None,
     input_size: Annotated[int, typer.Option(help="Model input side: 32 or 64.")] = 32,
     epochs: Annotated[float, typer.Option(help="Passes over the train split (fractions allowed).")] = 6.0,
     batch_size: Annotated[int, typer.Option(help="Images per step.")] = 128,
     lr: Annotated[float, typer.Option(help="Adam learning rate at the start of the cosine decay.")] = 1e-3,
     alpha: Annotated[float, typer.Option(help="Weight of the label-smoothed KL task loss (official: 5).")] = 5.0,
-    beta: Annotated[float, typer.Option(help="Weight of dCor^2(x, z) (official: 2).")] = 2.0,
+    beta: Annotated[float, typer.Option(help="Weight of dCor^2(x, z) (official: 2); with --defense nopeek its only weight.")] = 2.0,
     gamma: Annotated[float, typer.Option(help="Weight of the Pearson channel-decorrelation penalty (official: 2).")] = 2.0,
     l1: Annotated[float, typer.Option(help="Weight of mean|z| (official: 0.03).")] = 0.03,
     smoothing: Annotated[float, typer.Option(help="Label smoothing s (official: 0.25).")] = 0.25,
@@ -97,7 +97,7 @@ def train(
     force: Annotated[bool, typer.Option(help="Overwrite an existing checkpoint.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Train a SiftFunnel model (or its unprotected twin) and write a checkpoint plus metrics JSON."""
+    """Train a SiftFunnel model (or its unprotected twin, or a baseline defence) and write a checkpoint plus metrics JSON."""
     try:
         require_extra("train")
     except SiftError as exc:
@@ -217,7 +217,7 @@ def inspect_command(
 @app.command("convert")
 def convert_command(
     source: Annotated[Path, typer.Argument(metavar="OFFICIAL", help="An official-format checkpoint (.pth state_dict or {'model': state_dict, ...}).")],
-    arch: Annotated[Optional[str], typer.Option(help="Architecture the file holds: siftfunnel-cnn, siftfunnel-vgg16bn, siftfunnel-resnet18 or a plain-* twin.")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="Architecture the file holds: siftfunnel-cnn, siftfunnel-vgg16bn, siftfunnel-resnet18, a plain-* twin or ae-cnn (AE_Classifier_4).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Project checkpoint to write (.safetensors).")] = None,
     input_size: Annotated[Optional[int], typer.Option(help="Input side (read from the weights where they tell).")] = None,
     mean: Annotated[Optional[str], typer.Option(help="Per-channel input mean, e.g. 0.4914,0.4822,0.4465 (default: the official script's for the channel count).")] = None,

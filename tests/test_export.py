@@ -44,7 +44,7 @@ pytestmark = [
 ]
 
 TARGETS = ("x86", "rpi", "jetson")
-BACKBONES = ("siftfunnel-cnn", "siftfunnel-vgg16bn", "siftfunnel-resnet18")
+BACKBONES = ("siftfunnel-cnn", "siftfunnel-vgg16bn", "siftfunnel-resnet18", "ae-cnn")  # ae-cnn: the autoencoder baseline
 TEST_SPLIT_TARGETS = ("x86", "rpi")  # reference parity on the 10,000 test images; jetson on the hold-out
 BACKBONE_PARITY_IMAGES = 64
 PARITY_FIGURES = ("images", "cosine_mean", "cosine_min", "max_abs", "feature_max", "top1_agreement", "accuracy_float",

@@ -1,6 +1,8 @@
 """Model registry: architecture name -> builder of a `SplitClassifier`.
 
-Each SiftFunnel architecture has an unprotected twin cut at the same depth, for comparisons.
+Each SiftFunnel architecture has an unprotected twin cut at the same depth, for comparisons. The
+autoencoder-bottleneck baseline (`ae-cnn`, the official `AE_Classifier_4`) is the CNN twin with an
+encoder/decoder pair at its cut, so its twin is the CNN twin too.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..errors import SiftError
+from .autoencoder import ae_cnn
 from .cnn import plain_cnn, siftfunnel_cnn
 from .resnet import plain_resnet18, siftfunnel_resnet18
 from .split import ModelSpec, SplitClassifier
@@ -22,19 +25,21 @@ ARCHITECTURES: dict[str, Builder] = {
     "plain-vgg16bn": plain_vgg16bn,
     "siftfunnel-resnet18": siftfunnel_resnet18,
     "plain-resnet18": plain_resnet18,
+    "ae-cnn": ae_cnn,
 }
 
 TWINS: dict[str, str] = {
     "siftfunnel-cnn": "plain-cnn",
     "siftfunnel-vgg16bn": "plain-vgg16bn",
     "siftfunnel-resnet18": "plain-resnet18",
+    "ae-cnn": "plain-cnn",
 }
 
 SUPPORTED_INPUT_SIZES = (32, 64)
 SUPPORTED_CHANNELS = (1, 3)
 DEFAULT_WIDTH = 64
 # Architectures whose official class has a width option (`ndf`), and the smallest width each accepts.
-MIN_WIDTH: dict[str, int] = {"siftfunnel-cnn": 32, "plain-cnn": 1}
+MIN_WIDTH: dict[str, int] = {"siftfunnel-cnn": 32, "plain-cnn": 1, "ae-cnn": 1}
 
 
 def build_model(spec: ModelSpec) -> SplitClassifier:

@@ -1,6 +1,7 @@
-"""The training loop: SiftFunnel objective (or plain cross-entropy for the unprotected twin),
-Adam with a per-step cosine learning-rate decay, random horizontal flips when asked for (off by
-default: a mirrored digit or letter is another symbol), seeded throughout."""
+"""The training loop: SiftFunnel objective, NoPeek (cross-entropy + dCor^2 at the cut, a baseline) or
+plain cross-entropy (the unprotected twin, the autoencoder baseline), Adam with a per-step cosine
+learning-rate decay, random horizontal flips when asked for (off by default: a mirrored digit or letter
+is another symbol), seeded throughout."""
 
 from __future__ import annotations
 
@@ -16,14 +17,24 @@ import torch
 from ..data.preprocess import model_input
 from ..data.splits import Split
 from ..models import ModelSpec, SplitClassifier, build_model
-from .objective import ObjectiveWeights, plain_loss, siftfunnel_loss
+from .objective import ObjectiveWeights, nopeek_loss, plain_loss, siftfunnel_loss
 from .resume import capture, load_state, restore, save_state
+
+
+# Each defense -> the ObjectiveWeights it uses; the recipe records only those.
+DEFENSE_WEIGHTS: dict[str, tuple[str, ...]] = {
+    "siftfunnel": ("alpha", "beta", "gamma", "l1", "smoothing"),
+    "nopeek": ("beta",),
+    "none": (),
+}
 
 
 @dataclass
 class Recipe:
     arch: str = "siftfunnel-cnn"
-    defense: str = "siftfunnel"  # or "none": plain cross-entropy, no privacy terms
+    # "siftfunnel": the SiftFunnel objective; "nopeek": cross-entropy + beta * dCor^2(x, z);
+    # "none": plain cross-entropy, no privacy terms
+    defense: str = "siftfunnel"
     epochs: float = 8.0
     batch_size: int = 128
     lr: float = 1e-3
@@ -36,8 +47,11 @@ class Recipe:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        if self.defense == "none":
+        used = DEFENSE_WEIGHTS.get(self.defense, tuple(d["weights"]))
+        if not used:
             d.pop("weights")
+        else:
+            d["weights"] = {k: d["weights"][k] for k in used}
         return d
 
 
@@ -108,6 +122,8 @@ def train_model(
             z, logits = model.forward_with_features(x)
             if recipe.defense == "siftfunnel":
                 loss, terms = siftfunnel_loss(logits, y, x, z, recipe.weights)
+            elif recipe.defense == "nopeek":
+                loss, terms = nopeek_loss(logits, y, x, z, recipe.weights.beta)
             else:
                 loss, terms = plain_loss(logits, y)
             optimizer.zero_grad(set_to_none=True)

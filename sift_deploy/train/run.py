@@ -17,8 +17,8 @@ from ..data.sources import load_dataset
 from ..data.splits import DEFAULT_AUX_FRACTION, make_splits
 from ..errors import SiftError
 from ..fileio import atomic_file, check_writable
-from ..models import ARCHITECTURES, ModelSpec, build_model
-from .loop import Recipe, StepReport, evaluate, train_model
+from ..models import ARCHITECTURES, TWINS, ModelSpec, build_model
+from .loop import DEFENSE_WEIGHTS, Recipe, StepReport, evaluate, train_model
 from .resume import run_identity, state_path_for
 
 
@@ -50,10 +50,14 @@ def run_training(
     check_writable(metrics_path, force)
     if recipe.arch not in ARCHITECTURES:
         raise SiftError(f"unknown architecture {recipe.arch!r}; choose one of {', '.join(sorted(ARCHITECTURES))}")
-    if recipe.defense not in ("siftfunnel", "none"):
-        raise SiftError(f"unknown defense {recipe.defense!r}; use siftfunnel or none")
+    if recipe.defense not in DEFENSE_WEIGHTS:
+        raise SiftError(f"unknown defense {recipe.defense!r}; use {', '.join(DEFENSE_WEIGHTS)}")
     if recipe.defense == "siftfunnel" and not recipe.arch.startswith("siftfunnel-"):
-        raise SiftError(f"{recipe.arch} has no funnel; train it with --defense none or pick a siftfunnel-* architecture")
+        raise SiftError(f"{recipe.arch} has no funnel; train it with --defense none (or nopeek) or pick a "
+                        f"siftfunnel-* architecture")
+    if recipe.defense == "nopeek" and recipe.arch.startswith("siftfunnel-"):
+        raise SiftError(f"nopeek is a baseline for an architecture without a funnel; train {recipe.arch} with "
+                        f"--defense siftfunnel, or NoPeek on its twin --arch {TWINS.get(recipe.arch, 'plain-cnn')}")
     data = load_dataset(data_dir)
     splits = make_splits(data, seed=split_seed, aux_fraction=aux_split, test_fraction=test_split)
     channels = int(splits.train.images.shape[1])

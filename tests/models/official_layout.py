@@ -1,7 +1,8 @@
 """State_dict layouts of the official SiftFunnel models, written by hand from the official code.
 
 Source: GOERAHG214/SiftFunnel @ c487437, `InfoDR_package.py` (pv4_classifier_4, rn18_pv4,
-vgg16_bn_pv4) and `target_model_packages.py` (Classifier_4, rn18, vgg16_bn). Each function below
+vgg16_bn_pv4) and `target_model_packages.py` (Classifier_4, rn18, vgg16_bn, and the baseline
+AE_Classifier_4). Each function below
 transcribes one official `__init__` (attribute names, `nn.Sequential` indices, bias flags, widths)
 as a function of nc, num_classes and img_size, including the official quirks (ResNet conv1 width =
 img_size; ResNet/VGG classifier input 512 * (2 * (img_size // 64))^2). Nothing here looks at the
@@ -226,6 +227,22 @@ def vgg16_bn(nc: int, num_classes: int, img_size: int) -> Layout:
     return out
 
 
+# -- target_model_packages.py (baselines) -----------------------------------------------------------
+
+def ae_classifier_4(nc: int, num_classes: int, img_size: int, ndf: int = 64) -> Layout:
+    # Classifier_4's blocks and fc, plus EncoderWithResidualEdge(ndf) and DecoderWithResidualEdge(ndf),
+    # registered after fc: conv2ed = Conv3x3 (bias), encoder = Sequential(Conv3x3, SiLU, Conv3x3), then
+    # res_edge = Sequential(Conv3x3 2ndf->ndf, BN(ndf)) / res_cloud = Sequential(Conv3x3 ndf->2ndf, BN(2ndf)).
+    out = classifier_4(nc, num_classes, img_size, ndf)
+    for name, cin, cout, projection in (("encoder", ndf * 2, ndf, "res_edge"), ("decoder", ndf, ndf * 2, "res_cloud")):
+        conv(out, f"{name}.conv2ed", cin, cin, 3)
+        conv(out, f"{name}.encoder.0", cin, cin, 3)
+        conv(out, f"{name}.encoder.2", cin, cin, 3)
+        conv(out, f"{name}.{projection}.0", cin, cout, 3)
+        bn(out, f"{name}.{projection}.1", cout)
+    return out
+
+
 # -- which of our architectures each official model corresponds to --------------------------------
 
 @dataclass(frozen=True)
@@ -247,5 +264,6 @@ OFFICIAL = {
         Official("Classifier_4", "plain-cnn", classifier_4, (32, 64)),
         Official("rn18", "plain-resnet18", rn18, (64,)),
         Official("vgg16_bn", "plain-vgg16bn", vgg16_bn, (64,)),
+        Official("AE_Classifier_4", "ae-cnn", ae_classifier_4, (32, 64)),
     )
 }

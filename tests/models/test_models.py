@@ -1,4 +1,5 @@
-"""The six backbones: official checkpoints load strictly, the split is exact, sizes match the paper digest.
+"""The six backbones and the autoencoder baseline: official checkpoints load strictly, the split is exact,
+sizes match the paper digest.
 
 Official layouts come from `official_layout.py` (written from the official code, not from ours).
 Expected sizes are those of /work/shared/research/siftfunnel.md §3.4 and §3.5.
@@ -27,6 +28,7 @@ TRANSMITTED = {
     "plain-vgg16bn": (128, 4),
     "siftfunnel-resnet18": (6, 2),
     "plain-resnet18": (128, 2),
+    "ae-cnn": (64, 4),  # the official AE_Classifier_4's encoder: 2*ndf -> ndf channels at block2's size
 }
 
 # Edge parameters (§3.4, 64x64, nc=3; the ResNet without its dead layer1). Edge size does not depend
@@ -39,6 +41,8 @@ EDGE_PARAMS = {
     "plain-vgg16bn": 260_928,
     "siftfunnel-resnet18": 231_832,
     "plain-resnet18": 675_392,
+    # plain-cnn's 76,032 + the encoder: three 3x3 convs 128->128 (3 x 147,584) + 3x3 conv 128->64 (73,792) + BN (128)
+    "ae-cnn": 592_704,
 }
 GREY_SAVING = 2 * 64 * 9
 
@@ -50,6 +54,8 @@ TOTAL_PARAMS = {
     "plain-vgg16bn": 39.94e6,
     "siftfunnel-resnet18": 11.05e6,
     "plain-resnet18": 11.19e6,
+    # plain-cnn's 1,963,056 + encoder 516,672 + decoder: three 3x3 convs 64->64 (3 x 36,928) + 128x64x9+128 + BN (256)
+    "ae-cnn": 2_664_624,
 }
 DEAD_LAYER1_PARAMS = 147_968
 
@@ -97,6 +103,7 @@ def test_every_architecture_has_an_official_counterpart_and_twin():
         "siftfunnel-cnn": "plain-cnn",
         "siftfunnel-vgg16bn": "plain-vgg16bn",
         "siftfunnel-resnet18": "plain-resnet18",
+        "ae-cnn": "plain-cnn",
     }
 
 
@@ -121,6 +128,7 @@ def test_official_layout_loads_strictly(name, nc, classes, size):
     ("rn18", 1, 2, 64),
     ("vgg16_bn_pv4", 3, 10, 64),
     ("vgg16_bn", 1, 2, 64),
+    ("AE_Classifier_4", 1, 10, 32),
 ])
 def test_official_pth_loads_with_load_checkpoint(tmp_path, name, nc, classes, size):
     official = OFFICIAL[name]

@@ -1,4 +1,5 @@
-"""The SiftFunnel objective against values worked out by hand or from the definitions (siftfunnel.md §4)."""
+"""The SiftFunnel objective against values worked out by hand or from the definitions (siftfunnel.md §4),
+and the NoPeek baseline's (cross-entropy + beta * dCor^2)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sift_deploy.train.objective import (
     ObjectiveWeights,
     distance_correlation_sq,
     label_smoothing_kl,
+    nopeek_loss,
     pearson_channel_penalty,
     siftfunnel_loss,
     smoothed_targets,
@@ -71,6 +73,29 @@ def test_dcor_flattens_images_per_sample():
     z = torch.randn(6, 4, 2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     expected = _dcor_sq_szekely(x.reshape(6, -1).numpy(), z.reshape(6, -1).numpy())
     assert distance_correlation_sq(x, z).item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_dcor_gradient_matches_the_pairwise_difference_form():
+    """The loss builds distances from one matrix product; its float32 value and gradient must match the
+    direct (n, n, d) difference form, including for sparse, nearly equal features, where cancellation on
+    the diagonal would otherwise blow up through sqrt's slope near 0."""
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(32, 1, 8, 8, generator=gen)
+    z = torch.relu(0.05 * torch.randn(32, 12, 2, 2, generator=gen) - 0.03).requires_grad_()
+
+    def direct(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        def centred(flat):
+            dist = torch.sqrt((flat[:, None, :] - flat[None, :, :]).pow(2).sum(-1) + 1e-10)
+            return dist - dist.mean(0, keepdim=True) - dist.mean(1, keepdim=True) + dist.mean()
+        da, db = centred(a.reshape(len(a), -1)), centred(b.reshape(len(b), -1))
+        return (da * db).mean() / torch.sqrt((da * da).mean() * (db * db).mean() + 1e-20)
+
+    fast_value = distance_correlation_sq(x, z)
+    (fast_grad,) = torch.autograd.grad(fast_value, z)
+    direct_value = direct(x, z)
+    (direct_grad,) = torch.autograd.grad(direct_value, z)
+    assert fast_value.item() == pytest.approx(direct_value.item(), abs=1e-5)
+    assert torch.allclose(fast_grad, direct_grad, rtol=1e-3, atol=1e-4 * direct_grad.abs().max().item())
 
 
 # ------------------------------------------------------------------ Pearson channel penalty
@@ -156,3 +181,30 @@ def test_siftfunnel_loss_is_the_weighted_sum_of_its_terms():
     assert terms["l1"] == pytest.approx(z.abs().mean().item(), rel=1e-6)
     expected = 1.5 * terms["task"] + 0.5 * terms["dcor2"] + 0.1 * terms["l1"] + 3.0 * terms["pearson"]
     assert total.item() == pytest.approx(expected, rel=1e-5)
+
+
+# ------------------------------------------------------------------ NoPeek
+
+def test_nopeek_loss_is_cross_entropy_plus_beta_dcor():
+    gen = torch.Generator().manual_seed(5)
+    x, z = torch.randn(8, 1, 8, 8, generator=gen), torch.rand(8, 16, 2, 2, generator=gen)
+    logits, labels = torch.randn(8, 10, generator=gen), torch.arange(8) % 10
+    total, terms = nopeek_loss(logits, labels, x, z, beta=0.7)
+    assert set(terms) == {"ce", "dcor2"}
+    assert terms["ce"] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-6)
+    assert terms["dcor2"] == pytest.approx(distance_correlation_sq(x, z).item(), rel=1e-6)
+    assert total.item() == pytest.approx(terms["ce"] + 0.7 * terms["dcor2"], rel=1e-6)
+
+
+def test_nopeek_dcor_term_pushes_z_away_from_x():
+    """The gradient reaches z through the dCor term alone when beta > 0 (none with beta 0 and fixed logits)."""
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(6, 1, 4, 4, generator=gen)
+    z = (x.reshape(6, -1)[:, :8] * 2.0).clone().requires_grad_(True)  # z depends strongly on x
+    logits, labels = torch.randn(6, 10, generator=gen), torch.arange(6)
+    nopeek_loss(logits, labels, x, z, beta=0.0)[0].backward()
+    assert z.grad is None or torch.count_nonzero(z.grad) == 0
+    total, terms = nopeek_loss(logits, labels, x, z, beta=1.0)
+    assert terms["dcor2"] > 0.9
+    total.backward()
+    assert torch.isfinite(z.grad).all() and z.grad.abs().sum() > 0

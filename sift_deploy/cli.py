@@ -425,7 +425,7 @@ def check_command(
     report_dir: Annotated[Path, typer.Option(help="Where check.json, check.md, check.junit.xml and reconstructions.png go.")] = Path("reports"),
     seed: Annotated[int, typer.Option(help="Base seed of the attacks; the same bundle and seed give the same verdict.")] = 0,
     budget: Annotated[str, typer.Option(help="fast (default, < 10 min on 2 cores) or full (stronger, slower attacks).")] = "fast",
-    decoder_pairing: Annotated[Optional[str], typer.Option(help="How each seed's float and deployed decoders are paired: independent (each from scratch) or branched (from a common trunk, so the seed's luck cancels in the paired increase). Default: the budget's.")] = None,
+    decoder_pairing: Annotated[Optional[str], typer.Option(help="How each seed's float and deployed decoders are paired: independent (each from scratch) or branched (from a common trunk, so the seed's luck cancels in the paired increase). Default: branched (both presets).")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="The float checkpoint the bundle came from (default: the path in its manifest).")] = None,
     twin: Annotated[Optional[Path], typer.Option(help="Unprotected twin checkpoint for the attack-strength bound (default: the shipped twin).")] = None,
     write_caps: Annotated[Optional[Path], typer.Option(help="Also write a bounds file that caps leakage at this float model's measured SSIM/PSNR/MI plus the allowed increase; check other bundles (a retrained or swapped edge) with it.")] = None,
@@ -717,7 +717,7 @@ def advise_command(
     except SiftError as exc:
         fail(str(exc))
     from .advise import AdviseOptions, run_advise
-    from .advise.render import table
+    from .advise.render import markdown_table, table
     from .privacy.budget import AttackBudget
 
     def cut_done(index: int, total: int, cut: dict) -> None:
@@ -741,8 +741,8 @@ def advise_command(
         err_console.print(f"[bold yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     if json_out:
         print(json.dumps(report, indent=2))
-    else:
-        console.print(table(report))
+    else:  # in a log (not a terminal) the Markdown table keeps each row on one line, as check's does
+        console.print(table(report) if console.is_terminal else markdown_table(report), soft_wrap=True)
         console.print(f"recommended: {escape(str(report['recommendation']['cut']))} - "
                       f"{escape(report['recommendation']['reason'])}", highlight=False, soft_wrap=True)
     if report["recommendation"]["cut"] is None:

@@ -547,8 +547,12 @@ def test_rpi_int8_manifest_says_the_tflite_takes_int8(small_export):
     bundle, manifest = small_export("rpi", "int8")
     artifact = manifest["input"]["artifact"]
     assert manifest["input"]["dtype"] == "float32"  # what the runner takes stays the contract
-    assert artifact["dtype"] == "int8" and artifact["zero_point"] == -1
-    assert artifact["scale"] == pytest.approx(0.0078431, abs=1e-7)
+    # the input is quantized over the normalised range of uint8 pixels, [(0 - mean) / std, (1 - mean) / std]
+    mean, std = (manifest["source_checkpoint"]["metadata"]["normalization"][k][0] for k in ("mean", "std"))
+    lo, hi = -mean / std, (1 - mean) / std
+    assert artifact["dtype"] == "int8"
+    assert artifact["scale"] == pytest.approx((hi - lo) / 255, rel=1e-4)
+    assert abs(artifact["zero_point"] - (-128 - lo / artifact["scale"])) <= 0.5 + 1e-6
     file_input = Interpreter(model_path=str(bundle / manifest["edge_file"])).get_input_details()[0]
     assert np.dtype(file_input["dtype"]).name == "int8"
     assert file_input["quantization"] == (artifact["scale"], artifact["zero_point"])

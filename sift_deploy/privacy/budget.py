@@ -2,9 +2,11 @@
 
 `fast` is sized so that `sift-deploy check --budget fast` on the reference SiftFunnel CNN
 (Fashion-MNIST, 32x32, 2 CPU cores) stays under 10 minutes for everything: features of aux and test,
-3 decoder seeds on float and on deployed features, one decoder against the unprotected twin
-(which must reach SSIM >= 0.75 to prove the attack works), MINE, dCor and the white-box attack.
-Measured on the reference int8 bundles: 407-452 s (x86) and 421-508 s (rpi4), twin SSIM 0.874.
+3 decoder seeds on float and on deployed features (branched: 1.5 decoders' training per seed), one
+decoder against the unprotected twin (which must reach SSIM >= 0.75 to prove the attack works), MINE,
+dCor and the white-box attack. Measured on the reference's x86 int8 bundle: 335 s on a quiet machine,
+twin SSIM 0.874-0.878. On a machine where another process holds a core, run it with one thread
+(OMP_NUM_THREADS=1): two torch threads there took 3,188 s.
 `full` follows research/attack-anchors.md's reference attacker (10k aux pairs, all 10k test images,
 width 128, 6 epochs) with 5 seeds per side.
 """
@@ -29,10 +31,11 @@ class AttackBudget:
     twin_seeds: tuple[int, ...]  # decoders against the unprotected twin (attack-strength proof)
     decoder_batch: int = 32
     decoder_lr: float = 2e-3
-    # how each seed's float and deployed decoders are trained (see check.decoder): "independent", from
-    # the same initial weights and batch order; "branched", from a common trunk trained on the deployed
-    # features, so that where training lands (the seed effect) is shared and cancels in the paired difference
-    decoder_pairing: str = "independent"
+    # how each seed's float and deployed decoders are trained (see check.decoder): "branched", from a common
+    # trunk trained on the deployed features, so that where training lands (the seed effect) is shared and
+    # cancels in the paired difference; "independent", each from scratch with the same initial weights and
+    # batch order (the default until the reference became a strongly protected model, where it rejects on noise)
+    decoder_pairing: str = "branched"
     # MINE I(x; z): trained on aux pairs, evaluated on held-out test pairs
     mine_train_pairs: int = 5000
     mine_heldout_pairs: int = 2000

@@ -104,4 +104,6 @@ def test_the_command_prints_the_table_and_exits_1_when_no_cut_is_within_the_boun
     assert result.exit_code == 1, result.output
     assert "cut 1/1 cbam" in result.stderr and "recommended: None" in result.stdout
     assert "advise: cut 1/1 cbam: running the float model" in result.stderr, "a log shows the stage each cut is in"
+    assert any(line.startswith("| cbam") and line.endswith("|") for line in result.stdout.splitlines()), \
+        "in a log the table is Markdown, one line per cut"
     assert json.loads((tmp_path / "o" / JSON_FILE).read_text())["recommendation"]["cut"] is None

@@ -162,7 +162,7 @@ def export_floor_probe(backend: str, precision: str, out_dir: Path, options: dic
     folder = Path(out_dir) / FLOOR_PROBE_DIR
     folder.mkdir()
     probe_options = {**options, "float_tail": False, "batch_variants": [], "measure": False, "int8_min_cosine": None,
-                     "int8_min_macs": 0, "int8_min_in_channels": 1}
+                     "int8_min_macs": 0, "int8_min_in_channels": 1, "load_check": False}
     try:
         result = export_edge(backend, ExportRequest(edge=conv, input_shape=FLOOR_PROBE_SHAPE, precision=precision,
                                                     calibration=calib, calib_method="minmax", out_dir=folder,

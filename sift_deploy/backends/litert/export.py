@@ -430,6 +430,35 @@ def _float_tail(request: ExportRequest, edge) -> dict:
     return out
 
 
+LOAD_CHECK = """
+import sys
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+it = Interpreter(model_path=sys.argv[1])
+it.allocate_tensors()
+d = it.get_input_details()[0]
+it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+it.invoke()
+"""
+
+
+def _check_loads(path: Path) -> None:
+    """Load and run a full-integer graph once in a child process with the default (XNNPACK) delegate.
+    On one trained reference LiteRT 2.3's XNNPACK aborted in allocate_tensors ("double free or
+    corruption") on the full-integer graph, killing the process; the graph with the float tail, and the
+    same graph without XNNPACK, ran. A child process turns that abort into a refusal."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", LOAD_CHECK, str(path)], capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        lines = [line for line in (proc.stderr or "").splitlines() if line.strip() and not line.startswith("INFO:")]
+        how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        raise SiftError(f"LiteRT cannot run the full-integer int8 graph of this edge ({how}"
+                        f"{': ' + lines[-1][:200] if lines else ''}); keep the funnel's tail in float "
+                        "(float_tail = \"auto\" or true in the profile's [backend_options])")
+
+
 def _check_request(request: ExportRequest) -> str:
     if request.precision not in SUPPORTED_PRECISIONS:
         raise SiftError(f"the litert backend exports {', '.join(SUPPORTED_PRECISIONS)}, not {request.precision!r}")
@@ -534,6 +563,8 @@ def export(request: ExportRequest) -> ExportResult:
     details["file_bytes"] = path.stat().st_size
     if request.precision == "int8":
         tail = details["quantization"]["float_tail"]
+        if not tail["used"] and request.options.get("load_check", True):
+            _check_loads(path)
         first_float = tail["mode"] == "int8_layers" and next(iter(dict(edge.named_children()))) in tail["modules"]
         expected = {"input": "float32" if first_float else "int8", "output": "float32" if tail["used"] else "int8"}
         for role, dtype in expected.items():

@@ -141,12 +141,13 @@ def test_train_bad_options_name_what_exists(tmp_path):
 
 
 def test_shipped_reference_checkpoints_load_as_recorded():
-    """They were trained with 0.5/0.5 and flips and record it; a scalar means every channel."""
+    """They record their normalisation and flips: the reference its train split's measured mean/std (README),
+    the twin 0.5/0.5 (--normalization half); a scalar means every channel."""
     from sift_deploy.checkpoint import REFERENCE_TWIN
 
-    for path in (None, REFERENCE_TWIN):
+    for path, mean, std in ((None, (0.2864,), (0.3526,)), (REFERENCE_TWIN, (0.5,), (0.5,))):
         ckpt = load_checkpoint(path)
-        assert ckpt.mean == (0.5,) and ckpt.std == (0.5,)
+        assert ckpt.mean == mean and ckpt.std == std
         assert ckpt.metadata["training"]["flip"] is True
 
 

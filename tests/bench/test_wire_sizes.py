@@ -31,7 +31,8 @@ def test_compressed_size_is_measured_on_the_real_features(x86_run, x86_bundle):
     manifest = read_manifest(x86_bundle)
     with np.load(x86_bundle / bench.PARITY_REFERENCE) as ref:
         images = ref["images"]
-    inputs = model_input(images, manifest["model"]["input_size"])
+    norm = manifest["input"]["normalization"]
+    inputs = model_input(images, manifest["model"]["input_size"], norm["mean"], norm["std"])
     with open_runner(x86_bundle, manifest, threads=1) as r:
         z = r.infer(inputs)
     q = wire.quantize(z, manifest["features"]["wire_int8"])

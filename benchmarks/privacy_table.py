@@ -45,7 +45,6 @@ failed (its log is named) or the options are wrong.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -56,6 +55,8 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from sift_deploy.fileio import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "privacy-runs" / "table"
@@ -233,14 +234,6 @@ def log_tail(log: Path, lines: int = 3) -> str:
     except OSError:
         return ""
     return " | ".join(text[-lines:])
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_json(path: Path) -> dict | None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import os
 import re
 import struct
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -169,3 +172,21 @@ def reference_bundle(tmp_path_factory):
         return out
 
     return get
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def loaded_script(relative: str):
+    """A script of the repository (benchmarks/, scripts/) imported as a module under its file name, registered in
+    sys.modules while in use (dataclasses look their module up there)."""
+    path = ROOT / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(path.stem, None)

@@ -3,28 +3,20 @@ and the table and plot it writes."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, loaded_script
+
 RUNS = ROOT / "benchmarks" / "privacy-runs"
 
 
 @pytest.fixture(scope="module")
 def sweep():
-    spec = importlib.util.spec_from_file_location("beta_sweep", ROOT / "benchmarks" / "beta_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["beta_sweep"] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script("benchmarks/beta_sweep.py") as module:
         yield module
-    finally:
-        sys.modules.pop("beta_sweep", None)
 
 
 def test_a_point_is_measured_against_its_reports_twin(sweep):

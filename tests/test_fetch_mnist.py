@@ -4,30 +4,23 @@ damaged tarball is noticed."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT, loaded_script
+
 from sift_deploy.data.sources import load_dataset
 from sift_deploy.data.splits import make_splits
 
-ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "npm"
 
 
 @pytest.fixture(scope="module")
 def fetch():
-    spec = importlib.util.spec_from_file_location("fetch_mnist", ROOT / "scripts" / "fetch_mnist.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["fetch_mnist"] = module
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script("scripts/fetch_mnist.py") as module:
         yield module
-    finally:
-        sys.modules.pop("fetch_mnist", None)
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ report files, so it proves only how figures are picked and printed, never what t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shlex
 import sys
@@ -13,19 +12,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, loaded_script
+
 
 
 @pytest.fixture(scope="module")
 def table_script():
-    spec = importlib.util.spec_from_file_location("privacy_table", ROOT / "benchmarks" / "privacy_table.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["privacy_table"] = module  # its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
+    with loaded_script("benchmarks/privacy_table.py") as module:
         yield module
-    finally:
-        sys.modules.pop("privacy_table", None)
 
 
 def _commands(stdout: str) -> list[list[str]]:

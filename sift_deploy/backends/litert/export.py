@@ -433,24 +433,24 @@ def _float_tail(request: ExportRequest, edge) -> dict:
 LOAD_CHECK = """
 import sys
 import numpy as np
-from ai_edge_litert.interpreter import Interpreter
-it = Interpreter(model_path=sys.argv[1])
-it.allocate_tensors()
-d = it.get_input_details()[0]
-it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-it.invoke()
+from sift_deploy.backends.base import FileLoader
+from sift_deploy.backends.litert.runner import LiteRTRunner
+path, layout, shape = sys.argv[1], sys.argv[2], tuple(int(v) for v in sys.argv[3].split(","))
+with LiteRTRunner(FileLoader(path), threads=1, details={"layout": layout}) as runner:
+    runner.infer(np.zeros((1, *shape), np.float32))
 """
 
 
-def _check_loads(path: Path) -> None:
-    """Load and run a full-integer graph once in a child process with the default (XNNPACK) delegate.
-    On one trained reference LiteRT 2.3's XNNPACK aborted in allocate_tensors ("double free or
-    corruption") on the full-integer graph, killing the process; the graph with the float tail, and the
-    same graph without XNNPACK, ran. A child process turns that abort into a refusal."""
+def _check_loads(path: Path, layout: str, input_shape: tuple[int, ...]) -> None:
+    """Activate our runner on a full-integer graph and infer once, in a child process. On one trained
+    reference LiteRT 2.3's XNNPACK delegate aborted in allocate_tensors ("double free or corruption") on the
+    full-integer graph, killing the process; the graph with the float tail, and the same graph without
+    XNNPACK, ran. A child process turns that abort into a refusal."""
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-c", LOAD_CHECK, str(path)], capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-c", LOAD_CHECK, str(path), layout, ",".join(map(str, input_shape))]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     if proc.returncode != 0:
         lines = [line for line in (proc.stderr or "").splitlines() if line.strip() and not line.startswith("INFO:")]
         how = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
@@ -564,7 +564,7 @@ def export(request: ExportRequest) -> ExportResult:
     if request.precision == "int8":
         tail = details["quantization"]["float_tail"]
         if not tail["used"] and request.options.get("load_check", True):
-            _check_loads(path)
+            _check_loads(path, layout, request.input_shape)
         first_float = tail["mode"] == "int8_layers" and next(iter(dict(edge.named_children()))) in tail["modules"]
         expected = {"input": "float32" if first_float else "int8", "output": "float32" if tail["used"] else "int8"}
         for role, dtype in expected.items():

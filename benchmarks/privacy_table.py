@@ -8,7 +8,10 @@ batch 128, the same epochs within a data set):
   siftfunnel-defaults   SiftFunnel, the official script's defaults: alpha 5, beta 2, gamma 2, smoothing 0.25
   ae                    the autoencoder bottleneck (ae-cnn, the official AE_Classifier_4), cross-entropy
   nopeek                NoPeek on plain-cnn: cross-entropy + beta 1 * dCor^2(x, z)
-  noise-dropout         NOT IMPLEMENTED: its perturbation must run on the device (a row says so)
+  noise                 the twin's checkpoint, exported with Gaussian noise on z (std 0.8: the official --protect dp)
+  dropout               the twin's checkpoint, exported with dropout on z (rate 0.8, unscaled: the official --protect drop)
+                        (both perturb z on the device, after the edge artifact: `export --feature-noise/--feature-dropout`;
+                        as in the official code the cloud is not retrained for them)
 Data sets:
   fmnist   Debian's Fashion-MNIST (60,000 + 10,000; train 50,000, aux 10,000, test 10,000), with flips (as the
            shipped reference); 10 epochs by default (3,910 steps).
@@ -21,7 +24,7 @@ Data sets:
 Steps per data set and model, each skipped when its output is already there (so an interrupted run
 continues where it stopped; a recipe that differs from the one on disk is refused, not mixed in):
   train    `sift-deploy train ... --resume -o DIR/model.safetensors`; skipped when the checkpoint and its
-           metrics JSON exist (and record the same recipe)
+           metrics JSON exist (and record the same recipe); noise and dropout reuse the twin's
   inspect  `sift-deploy inspect DIR/model.safetensors --json` -> DIR/inspect.json (edge MACs, bytes per image)
   export   `sift-deploy export DIR/model.safetensors --target x86 --precision int8 -o DIR/bundle-x86-int8`;
            skipped when the bundle's manifest names this checkpoint's sha256 and `sift-deploy verify` passes
@@ -66,20 +69,23 @@ TARGET, PRECISION = "x86", "int8"
 SEED = 0
 TWIN = "plain"
 
-NOISE_DROPOUT_WHY = ("not implemented: the official baseline adds Gaussian noise (std 0.8) to z and drops its entries "
-                     "(rate 0.8) at inference, so the perturbation must be part of the exported edge and run on the "
-                     "device; that needs a design decision (a seeded random op in every backend's artifact, "
-                     "parity and the check on a random edge)")
+OFFICIAL_STRENGTH = 0.8  # the official MINE script's --delta (noise std) and --r (drop rate)
 
 
 @dataclass(frozen=True)
 class Model:
     key: str
     label: str
-    arch: str | None  # None: not implemented
-    defense: str | None = None
+    arch: str
+    defense: str
     weights: dict = field(default_factory=dict)  # train options --alpha etc.
+    perturbation: dict = field(default_factory=dict)  # export options: noise_std, drop_rate
+    reuses: str | None = None  # the model whose checkpoint this one exports (not trained again)
     note: str = ""
+
+    def export_args(self) -> list[str]:
+        names = {"noise_std": "--feature-noise", "drop_rate": "--feature-dropout"}
+        return [arg for key, value in self.perturbation.items() for arg in (names[key], f"{value:g}")]
 
 
 MODELS: dict[str, Model] = {m.key: m for m in (
@@ -90,7 +96,11 @@ MODELS: dict[str, Model] = {m.key: m for m in (
           {"alpha": 5.0, "beta": 2.0, "gamma": 2.0, "smoothing": 0.25}),
     Model("ae", "autoencoder bottleneck (AE_Classifier_4)", "ae-cnn", "none"),
     Model("nopeek", "NoPeek β 1", "plain-cnn", "nopeek", {"beta": 1.0}),
-    Model("noise-dropout", "noise + dropout on z", None, note=NOISE_DROPOUT_WHY),
+    Model("noise", "twin + Gaussian noise on z (std 0.8)", "plain-cnn", "none", perturbation={"noise_std": OFFICIAL_STRENGTH},
+          reuses=TWIN, note="the twin's checkpoint; z + N(0, 0.8²) on the device before the wire; cloud not retrained"),
+    Model("dropout", "twin + dropout on z (rate 0.8)", "plain-cnn", "none", perturbation={"drop_rate": OFFICIAL_STRENGTH},
+          reuses=TWIN, note="the twin's checkpoint; each element of z zeroed with probability 0.8 (unscaled) on the device; "
+                            "cloud not retrained"),
 )}
 
 
@@ -127,18 +137,19 @@ def progress(message: str) -> None:
 class Paths:
     folder: Path
     budget: str
+    trained_in: Path | None = None  # where the checkpoint lives, when the model reuses another's
 
     @property
     def checkpoint(self) -> Path:
-        return self.folder / "model.safetensors"
+        return (self.trained_in or self.folder) / "model.safetensors"
 
     @property
     def metrics(self) -> Path:
-        return self.folder / "model.metrics.json"
+        return (self.trained_in or self.folder) / "model.metrics.json"
 
     @property
     def inspect(self) -> Path:
-        return self.folder / "inspect.json"
+        return (self.trained_in or self.folder) / "inspect.json"
 
     @property
     def bundle(self) -> Path:
@@ -165,7 +176,8 @@ class Paths:
 
 
 def paths_for(out: Path, dataset: str, model: str, budget: str) -> Paths:
-    return Paths(out / dataset / model, budget)
+    reuses = MODELS[model].reuses if model in MODELS else None
+    return Paths(out / dataset / model, budget, out / dataset / reuses if reuses else None)
 
 
 # ============================================================================ commands
@@ -188,8 +200,9 @@ def train_command(model: Model, data: DataSet, data_dir: Path | None, epochs: fl
     return sift(*args)
 
 
-def export_command(checkpoint: Path, bundle: Path, data_dir: Path | None, force: bool) -> list[str]:
-    args: list[object] = ["export", checkpoint, "--target", TARGET, "--precision", PRECISION, "-o", bundle]
+def export_command(checkpoint: Path, bundle: Path, data_dir: Path | None, force: bool,
+                   extra: list[str] | None = None) -> list[str]:
+    args: list[object] = ["export", checkpoint, "--target", TARGET, "--precision", PRECISION, "-o", bundle, *(extra or [])]
     if data_dir is not None:  # calibration from its train split, parity on its test split
         args += ["--data-dir", data_dir]
     if force:
@@ -297,13 +310,18 @@ def step_inspect(run: Runner, where: str, p: Paths, trained: bool) -> None:
             tmp.write_text(out)
 
 
-def bundle_is_current(run: Runner, p: Paths) -> tuple[bool, str]:
-    """Whether the bundle on disk came from this checkpoint and verifies (or fails only its recorded parity)."""
+def bundle_is_current(run: Runner, p: Paths, model: Model) -> tuple[bool, str]:
+    """Whether the bundle on disk came from this checkpoint with this model's perturbation of z, and
+    verifies (or fails only its recorded parity)."""
     manifest = read_json(p.manifest)
     if manifest is None:
         return False, "no bundle"
     if manifest.get("source_checkpoint", {}).get("sha256") != sha256_file(p.checkpoint):
         return False, "the bundle was exported from another checkpoint"
+    recorded = _get(manifest, "features", "perturbation") or {}
+    if any(not math.isclose(float(recorded.get(key, 0.0)), float(model.perturbation.get(key, 0.0)))
+           for key in ("noise_std", "drop_rate")):
+        return False, "the bundle perturbs z otherwise"
     rc, out = run(sift("verify", p.bundle, "--json"), p.log("verify"), capture=True)
     if rc == 0:
         return True, "verify passes"
@@ -317,17 +335,18 @@ def bundle_is_current(run: Runner, p: Paths) -> tuple[bool, str]:
     return False, f"verify exited {rc}"
 
 
-def step_export(run: Runner, where: str, p: Paths, data_dir: Path | None, trained: bool) -> bool:
+def step_export(run: Runner, where: str, model: Model, p: Paths, data_dir: Path | None, trained: bool) -> bool:
     """Returns True when it exported."""
     if not trained and not run.dry_run and p.manifest.is_file():
-        current, why = bundle_is_current(run, p)
+        current, why = bundle_is_current(run, p, model)
         if current:
             progress(f"{where}: bundle {p.bundle.name} is current ({why}), skipping export")
             return False
         progress(f"{where}: re-exporting ({why})")
     else:
         progress(f"{where}: exporting {TARGET} {PRECISION}")
-    rc, _ = run(export_command(p.checkpoint, p.bundle, data_dir, force=p.bundle.exists()), p.log("export"))
+    rc, _ = run(export_command(p.checkpoint, p.bundle, data_dir, force=p.bundle.exists(), extra=model.export_args()),
+                p.log("export"))
     if rc == 1:
         progress(f"{where}: exported, but parity misses a bound (recorded; checking anyway)")
     elif rc != 0:
@@ -401,9 +420,9 @@ def table_row(model: Model, metrics: dict | None, inspect: dict | None, manifest
               check: dict | None, grid: str | None) -> dict:
     """One model's figures, from the files its steps wrote (any may be missing)."""
     row: dict = {"model": model.key, "label": model.label, "arch": model.arch, "defense": model.defense,
-                 "weights": dict(model.weights)}
-    if model.arch is None:
-        return {**row, "status": "not implemented", "note": model.note}
+                 "weights": dict(model.weights), "perturbation": dict(model.perturbation)}
+    if model.note:
+        row["note"] = model.note
     if metrics is None:
         return {**row, "status": "not trained"}
     training = metrics.get("training") or {}
@@ -478,14 +497,11 @@ COLUMNS = ("model", "test acc (float)", "int8 acc", "decoder SSIM [95 % CI]", "d
 
 
 def markdown_row(row: dict) -> str:
-    if row.get("status") == "not implemented":
-        cells = [row["label"]] + [""] * (len(COLUMNS) - 3) + ["not implemented", ""]
-    else:
-        grid = row.get("reconstructions")
-        cells = [row["label"], _pct(row.get("test_accuracy")), _pct(row.get("accuracy_int8")),
-                 _ci(row.get("decoder_ssim"), 3), _ci(row.get("decoder_psnr"), 2), _num(row.get("whitebox_ssim"), 3),
-                 _num(row.get("mine_nats"), 2), _num(row.get("dcor"), 3), _count(row.get("bytes_per_image_int8")),
-                 _macs(row.get("edge_macs")), _gate(row), f"[grid]({grid})" if grid else ""]
+    grid = row.get("reconstructions")
+    cells = [row["label"], _pct(row.get("test_accuracy")), _pct(row.get("accuracy_int8")),
+             _ci(row.get("decoder_ssim"), 3), _ci(row.get("decoder_psnr"), 2), _num(row.get("whitebox_ssim"), 3),
+             _num(row.get("mine_nats"), 2), _num(row.get("dcor"), 3), _count(row.get("bytes_per_image_int8")),
+             _macs(row.get("edge_macs")), _gate(row), f"[grid]({grid})" if grid else ""]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -599,9 +615,8 @@ def main(argv: list[str] | None = None) -> int:
             raise Stop("--threads must be 0 (all cores) or more")
         out = args.out.resolve()
         run = Runner(args.dry_run, args.threads)
-        needs_twin = [m for m in models if m.arch is not None]
         units = [(d, m) for d in datasets for m in models]
-        implicit = [] if MODELS[TWIN] in models or not needs_twin else [MODELS[TWIN]]
+        implicit = [] if MODELS[TWIN] in models else [MODELS[TWIN]]
         total = len(units) + len(implicit) * len(datasets)
         index = 0
         for data in datasets:
@@ -611,16 +626,17 @@ def main(argv: list[str] | None = None) -> int:
             for model in ordered:
                 index += 1
                 where = f"[{index}/{total}] {data.key}/{model.key}"
-                if model.arch is None:
-                    progress(f"{where}: skipped, {model.note.split(', so')[0]}")
-                    continue
                 p = paths_for(out, data.key, model.key, args.budget)
-                trained = step_train(run, where, model, data, data_dir, epochs[data.key], args.threads, p)
-                step_inspect(run, where, p, trained)
+                if model.reuses is None:
+                    trained = step_train(run, where, model, data, data_dir, epochs[data.key], args.threads, p)
+                    step_inspect(run, where, p, trained)
+                else:  # the twin trained first (it is first in `ordered`), so its checkpoint is there
+                    trained = False
+                    progress(f"{where}: exports the {model.reuses} checkpoint {p.checkpoint.parent.name}/{p.checkpoint.name}")
                 if model in implicit:
                     progress(f"{where}: trained as the twin of the checks only (not in --models)")
                     continue
-                exported = step_export(run, where, p, data_dir, trained)
+                exported = step_export(run, where, model, p, data_dir, trained)
                 step_check(run, where, p, args.budget, twin_paths.checkpoint, data_dir, exported)
         if args.dry_run:
             progress(f"dry run: would write {out / 'table.json'} and {out / 'table.md'}")

@@ -231,6 +231,7 @@ def export_bundle(
     parity_images: int | str | None = PARITY_SAMPLE,
     search_bounds=None,
     on_candidate=None,
+    perturbation=None,
 ) -> ExportOutcome:
     """on_progress(stage, done, total) hears what runs (total 0: a stage without a count)."""
     from .checkpoint import load_checkpoint
@@ -338,7 +339,9 @@ def export_bundle(
                       "preprocessing": "uint8 image -> fit_to_size (centre zero-pad, integer nearest upscale) "
                                        "-> /255 -> (x - mean) / std"},
             "features": {"shape": [None, *z_ref.shape[1:]], "dtype": "float32", **_artifact_entry(result, "output"),
-                         "split_point": model.split_point, "wire_int8": wire_params},
+                         "split_point": model.split_point, "wire_int8": wire_params,
+                         **({"perturbation": perturbation.as_manifest()} if perturbation is not None
+                            and perturbation.active else {})},
             "serving": serving,
             "floor_probe": floor_probe,
             "calibration": calib_info,
@@ -355,7 +358,7 @@ def export_bundle(
         parity_stage = f"checking parity on {len(parity_inputs):,} images ({runner.name})"
         with runner, open_cloud_runner(tmp, manifest) as cloud:
             parity = deployed_parity(runner, cloud, parity_inputs, z_ref, pred_ref,
-                                     parity_labels, vars(profile.parity[precision]), wire_params,
+                                     parity_labels, profile.parity[precision].thresholds(), wire_params,
                                      on_batch=lambda done, total: progress(parity_stage, done, total))
         parity["source"] = parity_source
         parity["sample"] = parity_sample

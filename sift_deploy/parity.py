@@ -41,6 +41,7 @@ def compare(
         "max_abs": float(np.abs(z_ref.astype(np.float64) - z_dep).max()),
         "feature_max": float(np.abs(z_ref).max()),
     }
+    result["max_abs_relative"] = result["max_abs"] / max(result["feature_max"], 1e-30)
     if logits_dep is not None:
         pred_dep = logits_dep.argmax(1)
         result["top1_agreement"] = float((pred_dep == pred_ref).mean())
@@ -58,9 +59,13 @@ def compare(
         if result["cosine_mean"] < thresholds["min_cosine"]:
             failures.append(f"cosine {result['cosine_mean']:.6f} is {thresholds['min_cosine'] - result['cosine_mean']:.2g} "
                             f"below the minimum {thresholds['min_cosine']}")
-        if result["max_abs"] > thresholds["max_abs"]:
+        if thresholds.get("max_abs") is not None and result["max_abs"] > thresholds["max_abs"]:
             failures.append(f"max-abs error {result['max_abs']:.3g} exceeds {thresholds['max_abs']} by "
                             f"{result['max_abs'] - thresholds['max_abs']:.3g}")
+        bound = thresholds.get("max_abs_relative")
+        if bound is not None and result["max_abs_relative"] > bound:
+            failures.append(f"max-abs error {result['max_abs']:.3g} is {result['max_abs_relative']:.1%} of z's largest "
+                            f"magnitude {result['feature_max']:.3g}, above the bound {bound:.1%}")
         if "top1_agreement" in result and result["top1_agreement"] < thresholds["min_top1_agreement"]:
             failures.append(f"top-1 agreement {result['top1_agreement']:.2%} is "
                             f"{(thresholds['min_top1_agreement'] - result['top1_agreement']) * 100:.2f} points below "

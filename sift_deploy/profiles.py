@@ -23,8 +23,13 @@ ALIASES = {"x86": "x86-64", "rpi": "rpi4", "jetson": "jetson-orin-nano-jp6"}
 @dataclass
 class Parity:
     min_cosine: float
-    max_abs: float
     min_top1_agreement: float
+    max_abs: float | None = None
+    max_abs_relative: float | None = None
+
+    def thresholds(self) -> dict:
+        """The bounds this table sets (a max-abs form it leaves out is not in the dict)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
@@ -48,6 +53,7 @@ class Profile:
     def as_dict(self) -> dict:
         d = asdict(self)
         d.pop("extra")
+        d["parity"] = {precision: table.thresholds() for precision, table in self.parity.items()}
         return d
 
 
@@ -69,7 +75,7 @@ def parse_profile(doc: dict, source: str) -> Profile:
         name=document.name, description=document.description, backend=document.backend,
         default_precision=document.default_precision, threads=document.threads,
         backend_options=document.backend_options.model_dump(exclude_unset=True),
-        parity={precision: Parity(**table.model_dump()) for precision, table in document.parity.items()},
+        parity={precision: Parity(**table.model_dump(exclude_none=True)) for precision, table in document.parity.items()},
         budgets=document.budgets.model_dump(exclude_none=True), source=source,
         extra={"serving": document.serving.model_dump(exclude_unset=True)} if document.serving is not None else {},
     )

@@ -192,7 +192,7 @@ def assert_complete_bundle(outcome, arch: str, target: str, precision: str) -> d
         assert isinstance(parity[key], (int, float)) and math.isfinite(parity[key]), key
     assert parity["images"] > 0 and -1 <= parity["cosine_min"] <= parity["cosine_mean"] <= 1 + 1e-9
     assert 0 <= parity["top1_agreement"] <= 1 and 0 <= parity["wire_int8"]["top1_agreement"] <= 1
-    assert parity["thresholds"] == vars(profile.parity[precision])
+    assert parity["thresholds"] == profile.parity[precision].thresholds()
     assert isinstance(parity["passed"], bool) and parity["passed"] == (parity["failures"] == [])
     assert parity["source"] and parity["runtime"]
     with np.load(folder / PARITY_REFERENCE) as ref:

@@ -8,7 +8,7 @@ import pytest
 
 from sift_deploy.errors import SiftError
 from sift_deploy.export import PARITY_SAMPLE, _sample, export_bundle, parity_sample_size
-from sift_deploy.parity import agreement_interval, wilson_interval
+from sift_deploy.parity import agreement_interval, compare, wilson_interval
 
 
 def test_wilson_interval():
@@ -32,6 +32,21 @@ def test_sample_is_seeded_and_without_replacement():
     assert np.array_equal(a, b) and len(np.unique(a)) == 3000 and np.array_equal(a[:, 0], la)
     assert info["images"] == 3000 and info["of"] == 10_000 and info["seed"] == 0
     assert _sample(images, labels, None, 0)[2]["how"] == "all"
+
+
+def test_max_abs_bounds_absolute_and_relative_to_the_range_of_z():
+    rng = np.random.default_rng(0)
+    z_ref = rng.normal(size=(50, 8)).astype(np.float32) * 10  # |z| up to about 30
+    z_dep = z_ref.copy()
+    z_dep[3, 2] += 2.0  # one element off by 2: about 6 % of the largest magnitude
+    pred = np.zeros(50, dtype=np.int64)
+    relative = compare(z_ref, z_dep, pred, None, None, {"min_cosine": 0.9, "max_abs_relative": 0.1, "min_top1_agreement": 0.9})
+    assert relative["passed"] and relative["max_abs_relative"] == pytest.approx(2.0 / np.abs(z_ref).max(), rel=1e-5)
+    tight = compare(z_ref, z_dep, pred, None, None, {"min_cosine": 0.9, "max_abs_relative": 0.02, "min_top1_agreement": 0.9})
+    assert not tight["passed"] and "of z's largest magnitude" in tight["failures"][0]
+    both = compare(z_ref, z_dep, pred, None, None,
+                   {"min_cosine": 0.9, "max_abs": 1.0, "max_abs_relative": 0.1, "min_top1_agreement": 0.9})
+    assert both["failures"] == [f"max-abs error {both['max_abs']:.3g} exceeds 1.0 by {both['max_abs'] - 1.0:.3g}"]
 
 
 def test_interval_against_the_bound():

@@ -32,7 +32,7 @@ def _option(command: list[str], name: str) -> str:
 
 def test_dry_run_prints_every_step_and_writes_nothing(table_script, tmp_path, capsys):
     out = tmp_path / "table"
-    code = table_script.main(["--dry-run", "--out", str(out), "--models", "nopeek,noise-dropout",
+    code = table_script.main(["--dry-run", "--out", str(out), "--models", "nopeek,noise",
                               "--epochs", "fmnist=2,mnist=3", "--budget", "fast", "--threads", "1"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -40,7 +40,7 @@ def test_dry_run_prints_every_step_and_writes_nothing(table_script, tmp_path, ca
     commands = _commands(captured.out)
     sift = [c[3:] for c in commands if c[1:3] == ["-m", "sift_deploy"]]
     trains = [c for c in sift if c[0] == "train"]
-    # per data set: the twin first (every check attacks it), then the models in the order given; noise+dropout is only reported
+    # per data set: the twin first (every check attacks it), then the models in the order given; noise trains nothing
     assert [(_option(c, "--arch"), _option(c, "--defense"), _option(c, "--epochs")) for c in trains] == [
         ("plain-cnn", "none", "2"), ("plain-cnn", "nopeek", "2"), ("plain-cnn", "none", "3"), ("plain-cnn", "nopeek", "3")]
     fmnist_nopeek, mnist_nopeek = trains[1], trains[3]
@@ -50,18 +50,25 @@ def test_dry_run_prints_every_step_and_writes_nothing(table_script, tmp_path, ca
     assert _option(mnist_nopeek, "--data-dir").endswith("mnist.npz")
     assert _option(fmnist_nopeek, "-o") == str(out / "fmnist" / "nopeek" / "model.safetensors")
     exports = [c for c in sift if c[0] == "export"]
-    assert len(exports) == 2 and all(_option(c, "--target") == "x86" and _option(c, "--precision") == "int8" for c in exports)
+    assert len(exports) == 4 and all(_option(c, "--target") == "x86" and _option(c, "--precision") == "int8" for c in exports)
+    noise_exports = [c for c in exports if "--feature-noise" in c]
+    assert len(noise_exports) == 2 and all(_option(c, "--feature-noise") == "0.8" for c in noise_exports)
+    for export, ds in zip(noise_exports, ("fmnist", "mnist")):  # the twin's checkpoint, its own bundle
+        assert export[1] == str(out / ds / "plain" / "model.safetensors")
+        assert _option(export, "-o") == str(out / ds / "noise" / "bundle-x86-int8")
+    assert not any("--feature-noise" in c or "--feature-dropout" in c for c in exports if c not in noise_exports)
     checks = [c for c in sift if c[0] == "check"]
-    assert [c[1] for c in checks] == [str(out / ds / "nopeek" / "bundle-x86-int8") for ds in ("fmnist", "mnist")]
-    for check, ds in zip(checks, ("fmnist", "mnist")):
+    assert [c[1] for c in checks] == [str(out / ds / m / "bundle-x86-int8") for ds in ("fmnist", "mnist")
+                                      for m in ("nopeek", "noise")]
+    for check, (ds, m) in zip(checks, [(ds, m) for ds in ("fmnist", "mnist") for m in ("nopeek", "noise")]):
         assert _option(check, "--twin") == str(out / ds / "plain" / "model.safetensors")
         assert _option(check, "--budget") == "fast"
-        assert _option(check, "--report-dir") == str(out / ds / "nopeek" / "check-fast")
-    assert "--data-dir" in checks[1] and "--data-dir" not in checks[0]
+        assert _option(check, "--report-dir") == str(out / ds / m / "check-fast")
+    assert "--data-dir" in checks[2] and "--data-dir" not in checks[0]
     assert any(c[1].endswith("fetch_mnist.py") for c in commands)
     lines = captured.err.splitlines()
     assert "privacy_table: [2/6] fmnist/nopeek: training (plain-cnn, --defense nopeek, 2 epochs)" in lines
-    assert any(line.startswith("privacy_table: [3/6] fmnist/noise-dropout: skipped, not implemented") for line in lines)
+    assert "privacy_table: [3/6] fmnist/noise: exports the plain checkpoint plain/model.safetensors" in lines
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -108,7 +115,7 @@ def test_collected_table_picks_and_formats_each_figure(table_script, tmp_path):
     nopeek.grid.write_bytes(b"png")
     ae = table_script.paths_for(out, "fmnist", "ae", "full")
     _write(ae.metrics, {"test_accuracy": 0.9, "training": {"epochs": 10.0}})  # trained, not exported or checked yet
-    models = [table_script.MODELS[k] for k in ("nopeek", "ae", "noise-dropout", "plain")]
+    models = [table_script.MODELS[k] for k in ("nopeek", "ae", "dropout", "plain")]
     table = table_script.collect(out, [table_script.DATASETS["fmnist"]], models, {"fmnist": 10.0}, "full",
                                  generated="2026-01-01T00:00:00+00:00")
     rows = {row["model"]: row for row in table["datasets"][0]["rows"]}
@@ -116,7 +123,8 @@ def test_collected_table_picks_and_formats_each_figure(table_script, tmp_path):
     assert rows["nopeek"]["bytes_per_image_int8"] == 8192 and rows["nopeek"]["edge_macs"] == 19464192
     assert rows["nopeek"]["decoder_ssim"]["per_seed"] == [0.6113, 0.6133]
     assert rows["ae"]["status"] == "trained" and rows["plain"]["status"] == "not trained"
-    assert rows["noise-dropout"]["status"] == "not implemented" and "device" in rows["noise-dropout"]["note"]
+    assert rows["dropout"]["status"] == "not trained"  # it reads the twin's files, and the twin has none yet
+    assert rows["dropout"]["perturbation"] == {"drop_rate": 0.8} and "device" in rows["dropout"]["note"]
 
     markdown = table_script.markdown_table(table)
     cells = {line.split(" | ")[0].lstrip("| "): [c.strip() for c in line.strip("|").split("|")]
@@ -126,7 +134,7 @@ def test_collected_table_picks_and_formats_each_figure(table_script, tmp_path):
                                        "[grid](fmnist/nopeek/check-full/reconstructions.png)"]
     ae_cells = cells["autoencoder bottleneck (AE_Classifier_4)"]
     assert ae_cells[1] == "90.00 %" and ae_cells[3] == "" and ae_cells[-2] == "trained"
-    assert cells["noise + dropout on z"][-2] == "not implemented"
+    assert cells["twin + dropout on z (rate 0.8)"][-2] == "not trained"
     assert "label-only baseline SSIM (the class-mean image of the true label): 0.448" in markdown
     assert "## Fashion-MNIST" in markdown and "10 epochs for every model" in markdown
 

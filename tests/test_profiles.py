@@ -30,7 +30,9 @@ def test_every_shipped_profile_loads(name):
     assert profile.default_precision in profile.precisions
     assert set(profile.precisions) <= set(PRECISIONS)
     for thresholds in profile.parity.values():
-        assert 0 < thresholds.min_cosine <= 1 and thresholds.max_abs > 0 and 0 < thresholds.min_top1_agreement <= 1
+        assert 0 < thresholds.min_cosine <= 1 and 0 < thresholds.min_top1_agreement <= 1
+        bounds = [b for b in (thresholds.max_abs, thresholds.max_abs_relative) if b is not None]
+        assert bounds and all(b > 0 for b in bounds)
     assert Path(profile.source) == TARGETS_DIR / f"{name}.toml"
     assert profile.as_dict()["parity"][profile.default_precision]["min_cosine"] == profile.parity[profile.default_precision].min_cosine
 
@@ -95,8 +97,19 @@ def test_a_user_profile_loads_from_a_path(tmp_path):
 
 
 def test_integers_are_accepted_where_floats_are_expected(tmp_path):
-    profile = load_profile(_write(tmp_path, _x86_with(replace=("max_abs = 1.0", "max_abs = 1"))))
-    assert profile.parity["int8"].max_abs == 1.0 and isinstance(profile.parity["int8"].max_abs, float)
+    profile = load_profile(_write(tmp_path, _x86_with(replace=("max_abs_relative = 0.1", "max_abs_relative = 1"))))
+    bound = profile.parity["int8"].max_abs_relative
+    assert bound == 1.0 and isinstance(bound, float)
+
+
+def test_a_parity_table_sets_an_absolute_or_a_relative_max_abs_or_both(tmp_path):
+    int8 = load_profile("x86").parity["int8"]
+    assert int8.max_abs is None and int8.max_abs_relative == 0.1
+    assert "max_abs" not in int8.thresholds() and load_profile("x86").as_dict()["parity"]["int8"] == int8.thresholds()
+    both = load_profile(_write(tmp_path, _x86_with(replace=("max_abs_relative = 0.1", "max_abs = 2.0\nmax_abs_relative = 0.1"))))
+    assert both.parity["int8"].thresholds()["max_abs"] == 2.0 and both.parity["int8"].max_abs_relative == 0.1
+    message = _error(tmp_path, _x86_with(drop="max_abs_relative"))
+    assert "[parity.int8]" in message and "set max_abs (absolute) or max_abs_relative" in message
 
 
 def _error(tmp_path: Path, text: str) -> str:
@@ -134,7 +147,8 @@ def test_missing_field_in_a_parity_table(tmp_path):
     ('name = "x86-64"', "name = [1, 2]", "name", "str"),
     ("schema_version = 1", 'schema_version = "1"', "schema_version", "int"),
     ("min_cosine = 0.99\n", 'min_cosine = "high"\n', "min_cosine", "float"),
-    ("max_abs = 1.0", "max_abs = false", "max_abs", "float"),
+    ("max_abs = 0.0001", "max_abs = false", "max_abs", "float"),
+    ("max_abs_relative = 0.1", "max_abs_relative = false", "max_abs_relative", "float"),
     ("latency_p50_ms = 1.0", 'latency_p50_ms = "fast"', "latency_p50_ms", "float"),
 ])
 def test_wrong_type(tmp_path, old, new, field, expected):

@@ -27,10 +27,12 @@ from ..data.sources import FASHION_MNIST, load_dataset
 from ..data.splits import Splits, check_split_size, make_splits, split_settings
 from ..errors import SiftError
 from ..models import TWINS
+from ..perturbation import from_manifest, perturb
 
 Progress = Callable[[str, int, int], None]
 DEPLOYED_BATCH = 256
 GRID_IMAGES = 12  # images per row of the reconstruction grid
+PERTURBATION_SEED = 20250102  # the draws of a bundle's perturbation of z, the same on the float and deployed side
 
 
 def no_progress(stage: str, done: int, total: int) -> None:
@@ -233,11 +235,16 @@ class CheckContext:
 
         return run
 
+    def _as_sent(self, which: str, z: np.ndarray) -> np.ndarray:
+        """z as the sender puts it on the wire: with the bundle's perturbation, if it has one."""
+        rng = np.random.default_rng([PERTURBATION_SEED, {"aux": 0, "all_test": 1}[which]])
+        return perturb(z, from_manifest(self.manifest), rng)
+
     @cached_property
     def float_side(self) -> Side:
         ckpt = self.checkpoint
-        return Side("float", self._tracked("float", lambda which: torch_outputs(
-            ckpt.model.edge, normalize(self._images(which), ckpt.mean, ckpt.std))), self.test_count)
+        return Side("float", self._tracked("float", lambda which: self._as_sent(which, torch_outputs(
+            ckpt.model.edge, normalize(self._images(which), ckpt.mean, ckpt.std)))), self.test_count)
 
     @cached_property
     def twin_side(self) -> Side:
@@ -252,7 +259,8 @@ class CheckContext:
 
         def extract(which: str) -> np.ndarray:
             with self.deployed_runner() as runner:
-                return run_in_batches(runner.infer, normalize(self._images(which), ckpt.mean, ckpt.std), DEPLOYED_BATCH)
+                z = run_in_batches(runner.infer, normalize(self._images(which), ckpt.mean, ckpt.std), DEPLOYED_BATCH)
+            return self._as_sent(which, z)
 
         return Side("deployed", self._tracked("deployed", extract), self.test_count)
 
@@ -263,7 +271,9 @@ class CheckContext:
     @cached_property
     def runtime_label(self) -> str:
         runner = self.deployed_runner()
-        return runner.name if runner.kind == "native" else f"{runner.name} ({runner.label})"
+        label = runner.name if runner.kind == "native" else f"{runner.name} ({runner.label})"
+        perturbation = from_manifest(self.manifest)
+        return label if perturbation is None else f"{label}, z perturbed before the wire: {perturbation.describe()}"
 
     # ------------------------------------------------------------------ the reconstruction grid
 

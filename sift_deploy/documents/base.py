@@ -146,6 +146,8 @@ def describe_error(model: type[BaseModel], exc: ValidationError, where: str) -> 
         bound, words = LIMITS[kind]
         return DocumentError(f"{where}{table}: {leaf} must be {words} {first['ctx'][bound]}, {got}", field)
     if kind == "value_error":  # our validators write whole sentences that name the field
+        if loc and _model_at(model, loc) is not None:  # a table's own validator: name the table itself
+            table = f" [{field}]"
         return DocumentError(f"{where}{table}: {first['ctx']['error']}", field)
     if kind == "literal_error":
         return DocumentError(f"{where}{table}: '{leaf}' must be {first['ctx']['expected']}, {got}", field)

@@ -82,12 +82,21 @@ class WireQuantization(StrictDocument):
     zero_points: list[int]
 
 
+class FeaturePerturbation(StrictDocument):
+    """Random noise and dropout on z, applied by the sender (sift_deploy.perturbation.perturb)."""
+
+    noise_std: float = Field(ge=0)
+    drop_rate: float = Field(ge=0, lt=1)
+    applied: str = Field(description="where and how the perturbation runs")
+
+
 class FeatureSpec(StrictDocument):
     shape: list[int | None]
     dtype: str = Field(description="what a runner returns")
     artifact: ArtifactTensor | None = absent("the exported file's own output tensor")
     split_point: str
     wire_int8: WireQuantization
+    perturbation: FeaturePerturbation | None = absent("a random perturbation of z before the wire (a baseline defence)")
 
 
 class CalibrationInfo(StrictDocument):
@@ -120,6 +129,7 @@ class ParityResult(StrictDocument):
     cosine_min: float
     max_abs: float
     feature_max: float
+    max_abs_relative: float | None = absent("max_abs / feature_max")
     top1_agreement: float | None = absent()
     top1_agreement_interval: list[float] | None = absent("95 % Wilson interval of top1_agreement")
     top1_agreement_margin: float | None = absent("top1_agreement minus the profile's bound")

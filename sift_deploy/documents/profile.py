@@ -20,8 +20,16 @@ class ParityThresholds(StrictDocument):
     """Parity of the exported edge against the float PyTorch edge on held-out real images."""
 
     min_cosine: float = Field(description="minimum mean cosine similarity of the transmitted features z")
-    max_abs: float = Field(description="maximum absolute error of z")
+    max_abs: float | None = absent("maximum absolute error of z")
+    max_abs_relative: float | None = absent("maximum absolute error of z as a fraction of the float z's largest "
+                                            "magnitude (int8: the error scales with z's range, which differs per model)")
     min_top1_agreement: float = Field(description="minimum top-1 agreement of exported edge -> float cloud with the float model")
+
+    @model_validator(mode="after")
+    def _one_max_abs(self) -> "ParityThresholds":
+        if self.max_abs is None and self.max_abs_relative is None:
+            raise ValueError("set max_abs (absolute) or max_abs_relative (a fraction of z's largest magnitude), or both")
+        return self
 
 
 class Budgets(StrictDocument):

@@ -90,14 +90,16 @@ class CandidateEvaluator:
 
     def _parity(self, z_eval: np.ndarray, logits: np.ndarray) -> tuple[dict, list[str], float]:
         numbers = compare(self.z_eval, z_eval, self.pred_eval, logits, None, self.settings.parity)
-        kept = {k: numbers[k] for k in ("cosine_mean", "max_abs", "top1_agreement")}
+        kept = {k: numbers[k] for k in ("cosine_mean", "max_abs", "max_abs_relative", "top1_agreement")}
         limits = self.settings.parity
         if not limits:
             return kept, [], 0.0
         shortfall = (max(limits["min_cosine"] - kept["cosine_mean"], 0.0) / max(1.0 - limits["min_cosine"], 1e-9)
                      + max(limits["min_top1_agreement"] - kept["top1_agreement"], 0.0)
-                     / max(1.0 - limits["min_top1_agreement"], 1e-9)
-                     + max(kept["max_abs"] - limits["max_abs"], 0.0) / max(limits["max_abs"], 1e-9))
+                     / max(1.0 - limits["min_top1_agreement"], 1e-9))
+        for key in ("max_abs", "max_abs_relative"):
+            if limits.get(key) is not None:
+                shortfall += max(kept[key] - limits[key], 0.0) / max(limits[key], 1e-9)
         return kept, [f"parity: {f}" for f in numbers["failures"]], shortfall
 
     def __call__(self, int8_layers) -> Measurement:

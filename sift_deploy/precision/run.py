@@ -117,7 +117,7 @@ def auto_precision(ckpt, profile, calibration: np.ndarray, calib_method: str, se
     spec = ckpt.spec
     data, x_aux, x_probe, source = search_data(data_dir, spec.input_size, ckpt.mean, ckpt.std, sizes)
     settings = ExportSettings(profile.backend, spec.input_shape, calibration, calib_method,
-                              dict(profile.backend_options), profile.threads, seed, vars(profile.parity["int8"]))
+                              dict(profile.backend_options), profile.threads, seed, profile.parity["int8"].thresholds())
     return run_search(ckpt.model.edge, ckpt.model.cloud, settings, data, decoder_probe(x_aux, x_probe, seed), bounds,
                       on_candidate, source)
 

@@ -19,6 +19,7 @@ import numpy as np
 from .. import wire
 from ..backends.base import Runner
 from ..errors import SiftError
+from ..perturbation import from_manifest, perturb
 
 PROTOCOLS = ("grpc", "http")
 DEFAULT_TIMEOUT_S = 10.0
@@ -173,6 +174,8 @@ class TritonEdgeClient(Runner):
             raise SiftError(f"bundle {bundle_dir} has no Triton model repository (exported by an older "
                             "sift-deploy); re-export it")
         self.wire = WireClient(server_url, self.manifest["serving"], self.manifest["features"]["wire_int8"], timeout_s)
+        self.perturbation = from_manifest(self.manifest)
+        self.rng = np.random.default_rng()  # fresh draws per request, unseeded: a device must not replay its noise
         self.runner = None
         self.last_timing: dict[str, float] = {}
 
@@ -188,7 +191,7 @@ class TritonEdgeClient(Runner):
     def _infer(self, x: np.ndarray) -> np.ndarray:
         """float32 normalised images (N, C, H, W) -> float32 logits (N, classes)."""
         t0 = time.perf_counter()
-        z = self.runner.infer(x)
+        z = perturb(self.runner.infer(x), self.perturbation, self.rng)
         t1 = time.perf_counter()
         arrays = self.wire.encode(z)
         t2 = time.perf_counter()

@@ -119,7 +119,9 @@ def _profile_cases():
         ("unknown key", lambda d: d["budgets"].update(energy_mj=3.0), "[budgets] has unknown field(s) energy_mj"),
         ("wrong type", lambda d: d.update(threads="four"), "'threads' must be int, got str 'four'"),
         ("bool is not int", lambda d: d["backend_options"].update(opset=True), "[backend_options]: 'opset' must be int"),
-        ("missing", lambda d: d["parity"]["int8"].pop("max_abs"), "[parity.int8] lacks the field 'max_abs'"),
+        ("missing", lambda d: d["parity"]["int8"].pop("min_cosine"), "[parity.int8] lacks the field 'min_cosine'"),
+        ("no max-abs form", lambda d: d["parity"]["int8"].pop("max_abs_relative"),
+         "set max_abs (absolute) or max_abs_relative"),
     ]
 
 

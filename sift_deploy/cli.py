@@ -306,7 +306,7 @@ def export_command(
     parity_images: Annotated[str, typer.Option("--parity-images", help="Test images for the parity run: a sample size (its 95% agreement interval is reported) or 'all'.")] = "3000",
     max_acc_drop: Annotated[Optional[float], typer.Option(help="auto: accuracy drop allowed, in points (default: the bounds file's).")] = None,
     max_leak_increase: Annotated[Optional[float], typer.Option(help="auto: leakage-probe SSIM increase allowed (default: the bounds file's).")] = None,
-    max_iterations: Annotated[Optional[int], typer.Option(help="auto: verified reverts to float at most (default: the bounds file's).")] = None,
+    max_iterations: Annotated[Optional[int], typer.Option(help="auto: verified reverts to float at most, and as many additions back to int8 after the fixed rules (default: the bounds file's).")] = None,
     feature_noise: Annotated[float, typer.Option(help="Baseline defence: Gaussian noise of this std added to z on the device before the wire (the official --protect dp uses 0.8).")] = 0.0,
     feature_dropout: Annotated[float, typer.Option(help="Baseline defence: each element of z zeroed with this probability on the device, unscaled (the official --protect drop uses 0.8).")] = 0.0,
 ) -> None:

@@ -244,6 +244,12 @@ class Backend:
             raise SiftError(f"the {self.name} backend runs models but does not export them")
         return self._module("export").quantizable_layers(request)
 
+    def rule_int8_layers(self, request: ExportRequest, details: dict) -> list[str] | None:
+        """The layers (named as in `quantizable_layers`) that the backend's own fixed rules made int8 in
+        an export without `int8_layers` whose details these are; None where the backend cannot tell."""
+        rule = getattr(self._module("export"), "rule_int8_layers", None)
+        return None if rule is None else rule(request, details)
+
     def available(self) -> tuple[bool, str]:
         return self._module("runner").available()
 

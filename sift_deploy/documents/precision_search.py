@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .base import StrictDocument
+from .base import StrictDocument, absent
 
 
 class SearchBoundsRecord(StrictDocument):
@@ -23,7 +23,8 @@ class FloatReference(StrictDocument):
 
 class CandidateRecord(StrictDocument):
     index: int
-    step: str = Field(description="'all int8', 'sensitivity of LAYER' (LAYER reverted alone) or 'revert LAYER'")
+    step: str = Field(description="'all int8', 'sensitivity of LAYER' (LAYER reverted alone), 'revert LAYER', "
+                                  "'fixed rules' (the backend's own int8 choice) or 'add LAYER' (made int8 again)")
     int8_count: int
     float_layers: list[str]
     accuracy_drop_points: float = Field(description="float top-1 minus candidate top-1, in points")
@@ -35,6 +36,8 @@ class CandidateRecord(StrictDocument):
     meets_bounds: bool = Field(description="accuracy, leakage and the profile's parity thresholds all hold")
     accepted: bool = Field(description="the search kept this candidate as its current state")
     pareto: bool = Field(description="no other candidate is at least as good in accuracy drop, leakage and bytes")
+    runs: bool | None = absent("false: the runtime could not build or run this candidate (absent: it ran)")
+    problems: list[str] | None = absent("why it does not run")
 
 
 class PrecisionSearch(StrictDocument):
@@ -49,6 +52,7 @@ class PrecisionSearch(StrictDocument):
     data: dict[str, Any] = Field(description="images the search measured on")
     sensitivities: dict[str, float] = Field(description="score improvement from reverting each layer alone")
     candidates: list[CandidateRecord]
-    iterations: int
+    iterations: int = Field(description="verified reverts to float, plus verified additions after the fixed rules")
+    notes: list[str] | None = absent("how the search went where it is not plain greedy reverts")
     seconds: float
     pareto_png: str = Field(description="bundle path of the Pareto plot")

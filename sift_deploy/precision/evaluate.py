@@ -3,7 +3,9 @@ int8 (the backend's `int8_layers` option) into a temporary folder, open it with 
 runner (a Jetson Q/DQ ONNX under its labelled ONNX Runtime stand-in when TensorRT is not here),
 and measure top-1 accuracy through the float cloud, the leakage probe, batch-1 latency and bytes,
 and the profile's parity figures against the float edge (what `export` and `verify` will hold the
-bundle to: a candidate that breaks them is not a deployable answer). Every configuration is measured once: results are cached by the set of int8 layers."""
+bundle to: a candidate that breaks them is not a deployable answer). Every configuration is measured once: results are cached by the set of int8 layers.
+A candidate the runtime cannot build or run (LiteRT aborting on a full-integer graph) is measured as
+infeasible: it breaks a bound named after the reason and scores far worse than any that runs."""
 
 from __future__ import annotations
 
@@ -17,11 +19,13 @@ from ..backends import get_backend
 from ..backends.base import Artifacts, ExportRequest, run_in_batches
 from ..backends.torch.runner import torch_outputs
 from ..bench.timing import time_calls, warm_up
-from ..parity import compare
+from ..errors import SiftError
+from ..parity import compare, wilson_interval
 
 LATENCY_WARMUP = 5
 LATENCY_CALLS = 40
 INFER_BATCH = 256
+INFEASIBLE_SHORTFALL = 1e6  # a candidate that does not run: worse than any that does, still finite to compare
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Measurement:
     parity: dict = field(default_factory=dict)  # cosine_mean, max_abs, top1_agreement vs the float edge
     parity_failures: list[str] = field(default_factory=list)
     parity_shortfall: float = 0.0  # how far outside the parity thresholds, each in units of its margin
+    runs: bool = True  # False: the runtime could not build or run this candidate
 
 
 
@@ -79,6 +84,19 @@ class CandidateEvaluator:
     def layers(self) -> list[str]:
         return self.backend.quantizable_layers(self.request(Path("."), []))
 
+    def rule_layers(self) -> list[str] | None:
+        """What the backend's fixed int8 rules choose for this edge (a default int8 export), or None."""
+        s = self.settings
+        with tempfile.TemporaryDirectory(prefix="sift-precision-rules-") as tmp:
+            request = ExportRequest(edge=self.edge, input_shape=s.input_shape, precision="int8",
+                                    calibration=s.calibration, calib_method=s.calib_method, out_dir=Path(tmp),
+                                    options={**s.options, "measure": False}, seed=s.seed)
+            try:
+                result = self.backend.export(request)
+            except SiftError:
+                return None
+            return self.backend.rule_int8_layers(request, result.details)
+
     def _measure_float(self) -> Measurement:
         d = self.data
         z_aux = torch_outputs(self.edge, d.aux_inputs)
@@ -94,13 +112,22 @@ class CandidateEvaluator:
         limits = self.settings.parity
         if not limits:
             return kept, [], 0.0
+        # the agreement is judged at the lower end of its 95 % interval: a candidate that only just meets the
+        # bound on the search's images would miss it on the export's own parity sample as often as not
+        n = len(logits)
+        low, _ = wilson_interval(round(kept["top1_agreement"] * n), n)
+        kept["top1_agreement_low"] = low
+        bound = limits["min_top1_agreement"]
         shortfall = (max(limits["min_cosine"] - kept["cosine_mean"], 0.0) / max(1.0 - limits["min_cosine"], 1e-9)
-                     + max(limits["min_top1_agreement"] - kept["top1_agreement"], 0.0)
-                     / max(1.0 - limits["min_top1_agreement"], 1e-9))
+                     + max(bound - low, 0.0) / max(1.0 - bound, 1e-9))
         for key in ("max_abs", "max_abs_relative"):
             if limits.get(key) is not None:
                 shortfall += max(kept[key] - limits[key], 0.0) / max(limits[key], 1e-9)
-        return kept, [f"parity: {f}" for f in numbers["failures"]], shortfall
+        failures = [f"parity: {f}" for f in numbers["failures"]]
+        if kept["top1_agreement"] >= bound > low:
+            failures.append(f"parity: top-1 agreement {kept['top1_agreement']:.2%} on {n:,} images, but the lower end of "
+                            f"its 95 % interval ({low:.2%}) is below {bound:.2%}")
+        return kept, failures, shortfall
 
     def __call__(self, int8_layers) -> Measurement:
         key = frozenset(int8_layers)
@@ -111,7 +138,12 @@ class CandidateEvaluator:
     def _measure(self, key: frozenset) -> Measurement:
         d = self.data
         with tempfile.TemporaryDirectory(prefix="sift-precision-") as tmp:
-            result = self.backend.export(self.request(Path(tmp), key))
+            try:
+                result = self.backend.export(self.request(Path(tmp), key))
+            except SiftError as exc:  # the runtime refuses or aborts on this mix: not a deployable answer
+                return Measurement(tuple(sorted(key)), 0.0, dict(self.float.probe), runtime="does not run",
+                                   parity_failures=[f"does not run: {exc}"], parity_shortfall=INFEASIBLE_SHORTFALL,
+                                   runs=False)
             edge_file = result.files["edge"]
             size = (Path(tmp) / edge_file).stat().st_size
             runner = self.backend.create_runner(Artifacts(folder=Path(tmp)), edge_file, result.details,

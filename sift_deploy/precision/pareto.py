@@ -21,16 +21,18 @@ def _objectives(c: Candidate) -> tuple[float, float, float]:
 
 
 def mark_pareto(candidates: list[Candidate]) -> list[Candidate]:
-    """Set `pareto` on every candidate no other candidate dominates; return the front."""
-    points = [_objectives(c) for c in candidates]
-    for c, p in zip(candidates, points):
-        c.pareto = not any(q != p and all(a <= b for a, b in zip(q, p)) for q in points)
+    """Set `pareto` on every candidate that runs and no other candidate dominates; return the front."""
+    points = [_objectives(c) for c in candidates if c.runs]
+    for c in candidates:
+        p = _objectives(c)
+        c.pareto = c.runs and not any(q != p and all(a <= b for a, b in zip(q, p)) for q in points)
     return [c for c in candidates if c.pareto]
 
 
 def pareto_png(candidates: list[Candidate], bounds: SearchBounds, path: Path, chosen: Candidate | None = None) -> None:
     from PIL import Image, ImageDraw
 
+    candidates = [c for c in candidates if c.runs]  # one that does not run has no figures to draw
     image = Image.new("RGB", SIZE, "white")
     draw = ImageDraw.Draw(image)
     left, top, right, bottom = MARGIN

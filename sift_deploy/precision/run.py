@@ -52,7 +52,7 @@ def run_search(edge, cloud, export: ExportSettings, data: SearchData, probe, bou
     with one_torch_thread():
         evaluator = CandidateEvaluator(edge, cloud, export, data, probe)
         layers = evaluator.layers()
-        result = search(layers, evaluator, evaluator.float, bounds, on_candidate)
+        result = search(layers, evaluator, evaluator.float, bounds, on_candidate, rule_layers=evaluator.rule_layers())
     mark_pareto(result.candidates)
     return SearchOutcome(result, _record(result, evaluator, bounds, probe, data, source))
 
@@ -102,9 +102,11 @@ def _record(result: SearchResult, evaluator: CandidateEvaluator, bounds: SearchB
                         "leakage_increase_ssim": round(c.leakage_increase_ssim, 5),
                         "probe": {k: round(v, 6) for k, v in c.probe.items()}, "latency_us": c.latency_us,
                         "bytes": c.bytes, "parity": {k: round(v, 6) for k, v in c.parity.items()},
-                        "meets_bounds": c.meets_bounds, "accepted": c.accepted, "pareto": c.pareto}
+                        "meets_bounds": c.meets_bounds, "accepted": c.accepted, "pareto": c.pareto,
+                        **({} if c.runs else {"runs": False, "problems": list(c.parity_failures)})}
                        for c in result.candidates],
         "iterations": result.iterations,
+        "notes": result.notes,
         "seconds": result.seconds,
         "pareto_png": PARETO_PNG,
     }

@@ -5,10 +5,18 @@ is broken, rank the layers by sensitivity and revert them to float one at a time
 first. A layer's sensitivity is how much reverting it alone (from all-int8) improves the combined
 score drop / max_drop + leak / max_leak, so a layer whose int8 adds leakage ranks high even when
 accuracy does not notice it. It is measured once per layer (cached). Every revert is verified on
-the real artifact; one that makes the score worse is stepped back (the layer stays int8) and the
-next layer is tried. The search stops when both bounds hold or after `max_iterations` verified
-reverts; then it names the bound it could not meet. The target profile's parity thresholds (what
-`export` and `verify` hold the bundle to) are a third, implicit bound, scored the same way.
+the real artifact; one that does not improve the score is stepped back (the layer stays int8) and
+the next layer is tried. The revert phase stops when both bounds hold or after `max_iterations`
+verified reverts. The target profile's parity thresholds (what `export` and `verify` hold the bundle
+to) are a third, implicit bound, scored the same way.
+
+Then the backend's own fixed rules (what a plain int8 export chooses) are measured as one more
+candidate. Greedy reverts can stall where many small int8 errors add up and no single revert fixes
+them; so when the rules meet the bounds and the revert phase did not, or kept fewer layers int8, the
+search continues from the rules and adds int8 layers back, least sensitive first, keeping each one
+that leaves both bounds met (at most `max_iterations` verified additions). So `auto` never returns
+fewer int8 layers than the fixed rules when those meet the bounds. Otherwise it names the bound it
+could not meet.
 
 `evaluate(int8_layers) -> Measurement` does the measuring (precision/evaluate.py); this module
 only decides.
@@ -50,6 +58,7 @@ class Candidate:
     parity_shortfall: float = 0.0
     accepted: bool = False
     pareto: bool = False
+    runs: bool = True  # False: the runtime could not build or run it (never chosen, never on the Pareto set)
 
 
 @dataclass
@@ -91,11 +100,14 @@ def score(c: Candidate, bounds: SearchBounds) -> float:
 
 
 def search(layers: list[str], evaluate: Callable[[frozenset], Measurement], reference: Measurement,
-           bounds: SearchBounds, on_candidate: OnCandidate | None = None) -> SearchResult:
+           bounds: SearchBounds, on_candidate: OnCandidate | None = None,
+           rule_layers: list[str] | None = None) -> SearchResult:
+    """`rule_layers`: what the backend's fixed rules make int8 (None: not known, no rules phase)."""
     started = time.perf_counter()
     report = on_candidate or (lambda *_: None)
     candidates: list[Candidate] = []
-    planned = 1 + len(layers) + bounds.max_iterations
+    rules_known = rule_layers is not None and set(rule_layers) <= set(layers)
+    planned = 1 + len(layers) + bounds.max_iterations + (1 + bounds.max_iterations if rules_known else 0)
 
     def measure(int8: frozenset, step: str) -> Candidate:
         report(step, len(candidates), planned, candidates[-1] if candidates else None)
@@ -103,7 +115,7 @@ def search(layers: list[str], evaluate: Callable[[frozenset], Measurement], refe
         drop, leak = _figures(m, reference)
         c = Candidate(len(candidates), step, tuple(sorted(int8)), drop, leak, m.probe, m.latency_us, m.bytes,
                       not broken_bounds(drop, leak, bounds, m.parity_failures), m.parity, m.parity_failures,
-                      m.parity_shortfall)
+                      m.parity_shortfall, runs=m.runs)
         candidates.append(c)
         return c
 
@@ -123,9 +135,28 @@ def search(layers: list[str], evaluate: Callable[[frozenset], Measurement], refe
             if score(trial, bounds) < score(current, bounds):
                 trial.accepted = True
                 current = trial
+    notes: list[str] = []
+    if rules_known and not (current.meets_bounds and set(rule_layers) <= set(current.int8_layers)):
+        rules = measure(frozenset(rule_layers), "fixed rules")
+        if rules.meets_bounds and (not current.meets_bounds or len(rules.int8_layers) > len(current.int8_layers)):
+            rules.accepted = True
+            current = rules
+            notes.append(f"continued from the backend's fixed rules ({len(rule_layers)} int8 layers), which meet "
+                         "the bounds where the reverts did not (or kept fewer layers int8)")
+            additions = 0
+            for layer in sorted(set(layers) - set(rule_layers), key=lambda name: (sensitivities.get(name, 0.0),
+                                                                                   layers.index(name))):
+                if additions >= bounds.max_iterations:
+                    break
+                additions += 1
+                iterations += 1
+                trial = measure(frozenset(current.int8_layers) | {layer}, f"add {layer}")
+                if trial.meets_bounds:
+                    trial.accepted = True
+                    current = trial
     report("done", len(candidates), len(candidates), candidates[-1])
     return SearchResult(layers=list(layers), int8_layers=list(current.int8_layers), met=current.meets_bounds,
                         unmet=broken_bounds(current.accuracy_drop_points, current.leakage_increase_ssim, bounds,
                                             current.parity_failures),
                         candidates=candidates, sensitivities=sensitivities, iterations=iterations,
-                        seconds=round(time.perf_counter() - started, 1), best=current)
+                        seconds=round(time.perf_counter() - started, 1), best=current, notes=notes)

@@ -161,6 +161,25 @@ def test_default_int8_keeps_the_tail_float_only_when_z_needs_it(int8_export):
         assert tail["float_nodes"] > 0 and result.details["output"]["quantization"] is None
 
 
+def test_the_fixed_rules_and_int8_ops_are_read_from_the_export(edge_case, int8_export, tmp_path):
+    """What `export --precision auto` starts its rules phase from, and the guard on an int8_layers mix that
+    litert-torch silently converts all to float (seen with the first module float)."""
+    from sift_deploy.backends import get_backend
+
+    edge, calib, held_out, _, _ = edge_case
+    _, result = int8_export
+    request = ExportRequest(edge=edge, input_shape=tuple(held_out.shape[1:]), precision="int8", calibration=calib,
+                            calib_method="minmax", out_dir=tmp_path, options={})
+    backend = get_backend("litert")
+    groups = backend.quantizable_layers(request)
+    tail = result.details["quantization"]["float_tail"]
+    floating = set(tail["modules"]) if tail["used"] else set()
+    assert backend.rule_int8_layers(request, result.details) == [g for g in groups if g not in floating]
+    assert result.details["int8_compute_ops"] > 0
+    with pytest.raises(SiftError, match="left every op in float although .* should be int8"):
+        _export(edge_case, tmp_path / "first-float", "int8", int8_layers=[g for g in groups if g != groups[0]][:1])
+
+
 def test_details_record_versions_layout_and_batch(fp32_export, int8_export):
     for _, result in (fp32_export, int8_export):
         details = result.details

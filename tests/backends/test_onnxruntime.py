@@ -163,6 +163,19 @@ def test_int8_choice_is_recorded_and_measured(exports):
     # How fast int8 is belongs to benchmarks/ (ort_int8_choice.py, bench_runtimes.py), not to a test.
 
 
+def test_the_fixed_rules_are_read_back_for_the_precision_search(exports, edge_case, tmp_path):
+    from sift_deploy.backends import get_backend
+
+    out_dir, result = exports["int8-minmax"]
+    edge, calib, held_out, _, _ = edge_case
+    request = ExportRequest(edge=edge, input_shape=tuple(held_out.shape[1:]), precision="int8", calibration=calib,
+                            calib_method="minmax", out_dir=tmp_path, options={"opset": 17})
+    backend = get_backend("onnxruntime")
+    rules = backend.rule_int8_layers(request, result.details)
+    assert rules == [c["node"] for c in result.details["quantization"]["quantized_convs"]]
+    assert rules and set(rules) < set(backend.quantizable_layers(request))
+
+
 def test_export_form_matches_module(edge_case):
     from sift_deploy.models import ModelSpec, build_model
 

@@ -70,6 +70,17 @@ def test_int8_onnx_passes_the_lint(int8_bundle, qdq_model):
     assert result.details["quantization"]["lint"].startswith("passed")
 
 
+def test_the_fixed_rules_are_every_conv_the_parity_guard_kept_int8(int8_bundle, edge_case, tmp_path):
+    from sift_deploy.backends import get_backend
+
+    _, result = int8_bundle
+    backend = get_backend("tensorrt")
+    request = _request(edge_case, tmp_path)
+    kept = {row["node"] for row in result.details["quantization"]["parity_guard"]["kept_float"]}
+    convs = backend.quantizable_layers(request)
+    assert backend.rule_int8_layers(request, result.details) == [c for c in convs if c not in kept]
+
+
 def test_int8_bundle_files_and_trtexec(int8_bundle):
     out_dir, result = int8_bundle
     for role in ("onnx", "onnx_fp32", "calibration_cache", "build_script"):

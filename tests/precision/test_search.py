@@ -23,7 +23,7 @@ from torch import nn
 
 from sift_deploy.data.preprocess import fit_to_size, model_input, to_unit
 from sift_deploy.documents.precision_search import PrecisionSearch
-from sift_deploy.precision.evaluate import ExportSettings, SearchData
+from sift_deploy.precision.evaluate import ExportSettings, Measurement, SearchData
 from sift_deploy.precision.pareto import pareto_png
 from sift_deploy.precision.probe import DecoderProbe, ProbeSettings
 from sift_deploy.precision.run import run_search
@@ -117,3 +117,51 @@ def test_the_iteration_cap_names_the_bound_it_could_not_meet(case):
     outcome = run_search(edge, cloud, settings, data, probe, SearchBounds(3.0, -1.0, 1))
     assert not outcome.result.met and outcome.result.iterations == 1
     assert any(b.startswith("leakage increase") for b in outcome.result.unmet)
+
+
+# The decisions alone, on made-up measurements (the real-artifact cases are above): `search` only
+# decides, `evaluate` measures, so a table of figures per layer set shows what it chooses.
+LAYERS = ["a", "b", "c", "d", "e", "f"]
+REFERENCE = Measurement((), 0.90, {"ssim": 0.40})
+
+
+def _decide(drop_of, rule_layers, iterations=12):
+    from sift_deploy.precision.search import search
+
+    def evaluate(int8: frozenset) -> Measurement:
+        return Measurement(tuple(sorted(int8)), REFERENCE.accuracy - drop_of(int8) / 100, {"ssim": 0.40})
+
+    return search(LAYERS, evaluate, REFERENCE, SearchBounds(1.0, 0.03, iterations), rule_layers=rule_layers)
+
+
+def test_a_stalled_revert_search_continues_from_the_fixed_rules_and_adds_layers_back():
+    # a cliff: more than three int8 layers cost 2 points, so no single revert from all-int8 helps
+    result = _decide(lambda int8: 2.0 if len(int8) > 3 else 0.3 * len(int8), ["a", "b"])
+    steps = [c.step for c in result.candidates]
+    assert "fixed rules" in steps and result.met
+    assert len(result.int8_layers) == 3 and {"a", "b"} < set(result.int8_layers)  # the rules, plus one added back
+    assert [c.step for c in result.candidates if c.accepted][:2] == ["all int8", "fixed rules"]
+    assert any(s.startswith("add ") for s in steps) and result.notes
+
+
+def test_the_fixed_rules_do_not_replace_a_search_that_keeps_more_layers_int8():
+    result = _decide(lambda int8: 0.3 * len(int8), ["a"])
+    assert result.met and len(result.int8_layers) == 3  # three reverts from six meet the 1-point bound
+    rules = next(c for c in result.candidates if c.step == "fixed rules")
+    assert rules.meets_bounds and not rules.accepted and not result.notes
+
+
+def test_a_candidate_that_does_not_run_is_never_chosen():
+    from sift_deploy.precision.pareto import mark_pareto
+    from sift_deploy.precision.search import search
+
+    def evaluate(int8: frozenset) -> Measurement:
+        if "f" in int8:  # say, the runtime aborts whenever the last layer is int8
+            return Measurement(tuple(sorted(int8)), 0.0, {"ssim": 0.40}, parity_failures=["does not run: abort"],
+                               parity_shortfall=1e6, runs=False)
+        return Measurement(tuple(sorted(int8)), REFERENCE.accuracy - 0.001 * len(int8), {"ssim": 0.40})
+
+    result = search(LAYERS, evaluate, REFERENCE, SearchBounds(1.0, 0.03, 12))
+    assert not result.candidates[0].runs and result.met and result.int8_layers == ["a", "b", "c", "d", "e"]
+    mark_pareto(result.candidates)
+    assert not any(c.pareto for c in result.candidates if not c.runs)

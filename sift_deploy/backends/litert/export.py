@@ -87,6 +87,7 @@ OBSERVER_NOTES = {
 # "auto" float tail: below this cosine of z stored in one per-tensor int8 tensor, the funnel's tail
 # (last conv, SE, CBAM) stays fp32 and the model outputs float32 z.
 FULL_INTEGER_MIN_COSINE = 0.999
+INT8_COMPUTE_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")  # what an int8 module must run in int8
 BATCH_HANDLING = ("static batch-1 graph: the converter bakes batch-1 reshape shapes into the file, so "
                   "resize_tensor_input to another batch fails in XNNPACK; a batch of N runs as one call of a "
                   "batch-N variant file where the bundle has one (option batch_variants), else once per image")
@@ -384,7 +385,11 @@ def _inspect(path: Path) -> dict:
         raise SiftError(f"the exported edge has {len(inputs)} inputs and {len(outputs)} outputs; expected 1 and 1")
     out = {"input": _tensor_info(inputs[0]), "output": _tensor_info(outputs[0])}
     try:
-        out["ops"] = dict(sorted(Counter(op["op_name"] for op in interpreter._get_ops_details()).items()))
+        ops = interpreter._get_ops_details()
+        out["ops"] = dict(sorted(Counter(op["op_name"] for op in ops).items()))
+        dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+        out["int8_compute_ops"] = sum(1 for op in ops if op["op_name"] in INT8_COMPUTE_OPS
+                                      and any(dtypes.get(i) == np.int8 for i in op["inputs"] if i >= 0))
     except (AttributeError, KeyError):
         pass
     return out
@@ -393,6 +398,13 @@ def _inspect(path: Path) -> dict:
 def quantizable_layers(request: ExportRequest) -> list[str]:
     """The edge's top-level modules with weights: the groups `options["int8_layers"]` may list."""
     return [name for name, child in request.edge.named_children() if any(True for _ in child.parameters())]
+
+
+def rule_int8_layers(request: ExportRequest, details: dict) -> list[str]:
+    """Every module group but the funnel's tail, where a default export kept it float."""
+    tail = details["quantization"].get("float_tail") or {}
+    floating = set(tail.get("modules") or []) if tail.get("used") else set()
+    return [name for name in quantizable_layers(request) if name not in floating]
 
 
 def _chosen_float_layers(request: ExportRequest, edge) -> dict:
@@ -524,7 +536,12 @@ def export(request: ExportRequest) -> ExportResult:
             prefixes = tuple(("wrapped." + m) if layout == "NHWC" else m for m in floating)
             quantizer = _sharing_quantizer(request.calib_method, prefixes)
             graph, calib_batch = _calibrated_graph(module, calibration, quantizer, request.seed)
-            converted = litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+            try:
+                converted = litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+            except Exception as exc:  # litert-torch raises torch's own errors from deep inside the lowering
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+                raise SiftError(f"litert-torch cannot convert this int8 graph ({type(exc).__name__}: {first}); keep "
+                                f"more of the edge in float (fp32 modules: {', '.join(floating) or 'none'})") from exc
             convert_at = lambda s: litert_torch.convert(graph, (s,), quant_config=QuantConfig(pt2e_quantizer=quantizer))  # noqa: E731
             details["quantization"] = {
                 "scheme": "PT2E static full-integer int8 (litert-torch PT2EQuantizer + shared-edge patch)",
@@ -566,6 +583,9 @@ def export(request: ExportRequest) -> ExportResult:
         if not tail["used"] and request.options.get("load_check", True):
             _check_loads(path, layout, request.input_shape)
         first_float = tail["mode"] == "int8_layers" and next(iter(dict(edge.named_children()))) in tail["modules"]
+        if tail["mode"] == "int8_layers" and tail["int8_layers"] and details.get("int8_compute_ops") == 0:
+            raise SiftError(f"litert-torch left every op in float although {', '.join(tail['int8_layers'])} should be "
+                            "int8 (seen when the first module is float); keep the first module int8")
         expected = {"input": "float32" if first_float else "int8", "output": "float32" if tail["used"] else "int8"}
         for role, dtype in expected.items():
             if details[role]["dtype"] != dtype:

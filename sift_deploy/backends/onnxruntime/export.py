@@ -355,6 +355,11 @@ def quantizable_layers(request: ExportRequest) -> list[str]:
         return [r["node"] for r in conv_costs(onnx.load(str(path)))]
 
 
+def rule_int8_layers(request: ExportRequest, details: dict) -> list[str]:
+    """The convs the fixed rule (and its parity guard) left int8 in a default export's details."""
+    return [row["node"] for row in details["quantization"]["quantized_convs"]]
+
+
 def _jsonable(obj):
     if isinstance(obj, (np.floating, np.integer)):
         return obj.item()

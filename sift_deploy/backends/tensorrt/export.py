@@ -311,6 +311,12 @@ def export(request: ExportRequest) -> ExportResult:
     return ExportResult(files=files, details=details, io=onnx_io(out_dir / engine_input))
 
 
+def rule_int8_layers(request: ExportRequest, details: dict) -> list[str]:
+    """Every conv but those the parity guard kept float in a default export's details."""
+    kept = {row["node"] for row in (details["quantization"].get("parity_guard") or {}).get("kept_float", [])}
+    return [name for name in quantizable_layers(request) if name not in kept]
+
+
 def quantizable_layers(request: ExportRequest) -> list[str]:
     """The Conv node names `options["int8_layers"]` may list, in graph order."""
     import onnx

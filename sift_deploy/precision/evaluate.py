@@ -20,6 +20,7 @@ from ..backends.base import Artifacts, ExportRequest, run_in_batches
 from ..backends.torch.runner import torch_outputs
 from ..bench.timing import time_calls, warm_up
 from ..errors import SiftError
+from ..fileio import sha256_file
 from ..parity import compare, wilson_interval
 
 LATENCY_WARMUP = 5
@@ -50,6 +51,7 @@ class Measurement:
     parity_failures: list[str] = field(default_factory=list)
     parity_shortfall: float = 0.0  # how far outside the parity thresholds, each in units of its margin
     runs: bool = True  # False: the runtime could not build or run this candidate
+    artifact_sha256: str | None = None  # two layer sets may convert to the same bytes (LiteRT folds some)
 
 
 
@@ -146,6 +148,7 @@ class CandidateEvaluator:
                                    runs=False)
             edge_file = result.files["edge"]
             size = (Path(tmp) / edge_file).stat().st_size
+            digest = sha256_file(Path(tmp) / edge_file)
             runner = self.backend.create_runner(Artifacts(folder=Path(tmp)), edge_file, result.details,
                                                 self.settings.threads, self.runtime)
             with runner:
@@ -158,7 +161,8 @@ class CandidateEvaluator:
         logits = torch_outputs(self.cloud, z_eval)
         parity, failures, shortfall = self._parity(z_eval, logits)
         return Measurement(tuple(sorted(key)), float((logits.argmax(1) == d.eval_labels).mean()),
-                           self.probe.measure(z_aux, z_probe), latency, size, label, parity, failures, shortfall)
+                           self.probe.measure(z_aux, z_probe), latency, size, label, parity, failures, shortfall,
+                           artifact_sha256=digest)
 
 
 def _p50_us(infer, x: np.ndarray) -> float:

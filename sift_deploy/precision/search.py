@@ -59,6 +59,7 @@ class Candidate:
     accepted: bool = False
     pareto: bool = False
     runs: bool = True  # False: the runtime could not build or run it (never chosen, never on the Pareto set)
+    artifact_sha256: str | None = None
 
 
 @dataclass
@@ -115,7 +116,7 @@ def search(layers: list[str], evaluate: Callable[[frozenset], Measurement], refe
         drop, leak = _figures(m, reference)
         c = Candidate(len(candidates), step, tuple(sorted(int8)), drop, leak, m.probe, m.latency_us, m.bytes,
                       not broken_bounds(drop, leak, bounds, m.parity_failures), m.parity, m.parity_failures,
-                      m.parity_shortfall, runs=m.runs)
+                      m.parity_shortfall, runs=m.runs, artifact_sha256=m.artifact_sha256)
         candidates.append(c)
         return c
 
@@ -154,6 +155,13 @@ def search(layers: list[str], evaluate: Callable[[frozenset], Measurement], refe
                 if trial.meets_bounds:
                     trial.accepted = True
                     current = trial
+    same = [c for c in candidates if c.artifact_sha256 and c.artifact_sha256 == current.artifact_sha256
+            and len(c.int8_layers) < len(current.int8_layers)]
+    if same:
+        fewest = min(same, key=lambda c: len(c.int8_layers))
+        inert = sorted(set(current.int8_layers) - set(fewest.int8_layers))
+        notes.append(f"the chosen artifact is byte-identical to candidate {fewest.index}'s ({len(fewest.int8_layers)} "
+                     f"int8 layers): marking {', '.join(inert)} int8 does not change what the runtime runs")
     report("done", len(candidates), len(candidates), candidates[-1])
     return SearchResult(layers=list(layers), int8_layers=list(current.int8_layers), met=current.meets_bounds,
                         unmet=broken_bounds(current.accuracy_drop_points, current.leakage_increase_ssim, bounds,

@@ -165,3 +165,17 @@ def test_a_candidate_that_does_not_run_is_never_chosen():
     assert not result.candidates[0].runs and result.met and result.int8_layers == ["a", "b", "c", "d", "e"]
     mark_pareto(result.candidates)
     assert not any(c.pareto for c in result.candidates if not c.runs)
+
+
+def test_a_layer_whose_int8_leaves_the_artifact_unchanged_is_named():
+    from sift_deploy.precision.search import search
+
+    def evaluate(int8: frozenset) -> Measurement:
+        effective = int8 - {"f"}  # the converter folds f: its precision never reaches the artifact
+        drop = 2.0 if len(effective) > 3 else 0.3 * len(effective)
+        return Measurement(tuple(sorted(int8)), REFERENCE.accuracy - drop / 100, {"ssim": 0.40},
+                           artifact_sha256="-".join(sorted(effective)))
+
+    result = search(LAYERS, evaluate, REFERENCE, SearchBounds(1.0, 0.03, 12), rule_layers=["a", "b"])
+    assert result.met and "f" in result.int8_layers
+    assert any("does not change what the runtime runs" in note and "f" in note.split("marking ")[1] for note in result.notes)

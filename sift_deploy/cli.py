@@ -128,7 +128,7 @@ def train(
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console, disable=json_out or plain_log)
     epoch_sums: dict[str, float] = {}
     epoch_state = {"steps": 0, "done": None, "started": time.perf_counter()}
-    with progress:
+    with progress, log_lines:  # log_lines' exit cancels its pending stage line, which must not outlive the command
         task = progress.add_task("train", total=None, info="loading data")
         log_lines("loading data")
 

@@ -4,12 +4,14 @@ weights as an uninterrupted one; a state of another run, or a file that is not o
 from __future__ import annotations
 
 import pickle
+import time
 
 import pytest
 import torch
 
 from sift_deploy.checkpoint import load_checkpoint
 from sift_deploy.errors import SiftError
+from sift_deploy.stage_progress import STAGE_LINE_DELAY_S
 from sift_deploy.train.loop import Recipe
 from sift_deploy.train.objective import ObjectiveWeights
 from sift_deploy.train.resume import state_path_for
@@ -82,6 +84,16 @@ def test_cli_refuses_a_state_that_is_a_pickle_of_code(small_data, tmp_path):
     assert result.exit_code == 2
     assert_one_line_error(result, "is not a resumable training state", "delete it")
     assert not out.exists()
+
+
+def test_a_refused_train_prints_nothing_after_it_returns(small_data, tmp_path, capsys):
+    # its "loading data" line waits a second; left pending, it landed in the next command's stderr
+    out = tmp_path / "m.safetensors"
+    state_path_for(out).write_bytes(pickle.dumps(print))
+    assert invoke("train", "--data-dir", small_data, "-o", out, "--resume").exit_code == 2
+    capsys.readouterr()
+    time.sleep(STAGE_LINE_DELAY_S + 0.5)
+    assert "train:" not in capsys.readouterr().err
 
 
 def test_cli_resume_without_a_state_says_so_and_trains(small_data, tmp_path):

@@ -33,6 +33,9 @@ continues where it stopped; a recipe that differs from the one on disk is refuse
   check    `sift-deploy check BUNDLE --budget BUDGET --twin TWIN --report-dir DIR/check-BUDGET`; skipped when
            its check.json exists, is newer than the bundle and the twin's checkpoint, and records this budget
            and twin. Exit 1 (a bound broken) is a result, recorded in the table; exit 2 stops the run.
+           Each check leaves DIR/checked-BUDGET.json: the sha256 of the checkpoint and the twin, the budget,
+           the export options and the bundle's facts the table reads. Bundles are not committed, so on a
+           fresh clone a row whose stamp names the same inputs skips export and check altogether.
 Every command's output goes to DIR/logs/STEP.log; progress lines go to stderr. Then every metrics JSON,
 inspect.json, manifest and check.json is collected into OUT/table.json and OUT/table.md (both rewritten).
 
@@ -170,6 +173,11 @@ class Paths:
     @property
     def grid(self) -> Path:
         return self.check_dir / "reconstructions.png"
+
+    @property
+    def stamp(self) -> Path:
+        """What the committed check measured: its inputs and the bundle's facts (the bundle itself is not committed)."""
+        return self.folder / f"checked-{self.budget}.json"
 
     def log(self, step: str) -> Path:
         return self.folder / "logs" / f"{step}.log"
@@ -364,9 +372,41 @@ def check_is_current(p: Paths, budget: str, twin: Path) -> bool:
             and written >= p.manifest.stat().st_mtime and written >= twin.stat().st_mtime)
 
 
-def step_check(run: Runner, where: str, p: Paths, budget: str, twin: Path, data_dir: Path | None, exported: bool) -> None:
+def check_inputs(model: Model, p: Paths, budget: str, twin: Path) -> dict:
+    """Everything a row's check.json depends on, by content (a fresh clone has new mtimes and no bundles)."""
+    return {"checkpoint_sha256": sha256_file(p.checkpoint), "twin_sha256": sha256_file(twin), "budget": budget,
+            "target": TARGET, "precision": PRECISION, "seed": SEED, "export_args": model.export_args()}
+
+
+def bundle_facts(manifest: dict) -> dict:
+    """The part of the manifest the table reads, in the manifest's own shape."""
+    return {"features": {"shape": _get(manifest, "features", "shape")},
+            "model": {"edge_macs": _get(manifest, "model", "edge_macs")},
+            "parity": {"passed": _get(manifest, "parity", "passed")}}
+
+
+def checked_already(model: Model, p: Paths, budget: str, twin: Path) -> bool:
+    """The stamp the last check wrote names these inputs, and its check.json is there."""
+    stamp = read_json(p.stamp)
+    return (stamp is not None and p.check_json.is_file() and p.checkpoint.is_file() and twin.is_file()
+            and stamp.get("inputs") == check_inputs(model, p, budget, twin))
+
+
+def write_stamp(model: Model, p: Paths, budget: str, twin: Path) -> None:
+    manifest = read_json(p.manifest)
+    if manifest is None or read_json(p.check_json) is None:
+        raise Stop(f"{p.folder}: no manifest or check.json to stamp")
+    doc = {"inputs": check_inputs(model, p, budget, twin), "bundle": bundle_facts(manifest)}
+    with atomic_file(p.stamp, force=True) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def step_check(run: Runner, where: str, model: Model, p: Paths, budget: str, twin: Path, data_dir: Path | None,
+               exported: bool) -> None:
     if not exported and not run.dry_run and check_is_current(p, budget, twin):
         progress(f"{where}: {p.check_json.relative_to(p.folder.parent.parent)} exists, skipping check")
+        if not checked_already(model, p, budget, twin):
+            write_stamp(model, p, budget, twin)
         return
     progress(f"{where}: checking (--budget {budget})")
     started = time.perf_counter()
@@ -374,6 +414,7 @@ def step_check(run: Runner, where: str, p: Paths, budget: str, twin: Path, data_
     if rc not in (0, 1):
         raise Stop(f"{where}: check exited {rc}: {log_tail(p.log('check'))} (log: {p.log('check')})")
     if not run.dry_run:
+        write_stamp(model, p, budget, twin)
         verdict = "passes" if rc == 0 else "FAILS a bound (recorded in the table)"
         progress(f"{where}: check {verdict} ({time.perf_counter() - started:.0f} s)")
 
@@ -543,7 +584,8 @@ def collect(out: Path, datasets: list[DataSet], models: list[Model], epochs: dic
         for model in models:
             p = paths_for(out, data.key, model.key, budget)
             grid = p.grid.relative_to(out).as_posix() if p.grid.is_file() else None
-            rows.append(table_row(model, read_json(p.metrics), read_json(p.inspect), read_json(p.manifest),
+            manifest = read_json(p.manifest) or (read_json(p.stamp) or {}).get("bundle")
+            rows.append(table_row(model, read_json(p.metrics), read_json(p.inspect), manifest,
                                   read_json(p.check_json), grid))
         table["datasets"].append({"key": data.key, "label": data.label, "epochs": epochs[data.key],
                                   "note": data.splits, "rows": rows})
@@ -636,8 +678,11 @@ def main(argv: list[str] | None = None) -> int:
                 if model in implicit:
                     progress(f"{where}: trained as the twin of the checks only (not in --models)")
                     continue
+                if not trained and not run.dry_run and checked_already(model, p, args.budget, twin_paths.checkpoint):
+                    progress(f"{where}: {p.stamp.name} names this checkpoint, twin and budget, skipping export and check")
+                    continue
                 exported = step_export(run, where, model, p, data_dir, trained)
-                step_check(run, where, p, args.budget, twin_paths.checkpoint, data_dir, exported)
+                step_check(run, where, model, p, args.budget, twin_paths.checkpoint, data_dir, exported)
         if args.dry_run:
             progress(f"dry run: would write {out / 'table.json'} and {out / 'table.md'}")
             return 0

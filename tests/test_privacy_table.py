@@ -140,3 +140,36 @@ def test_collected_table_picks_and_formats_each_figure(table_script, tmp_path):
 
     json_path, md_path = table_script.write_table(out, table)
     assert json.loads(json_path.read_text()) == table and md_path.read_text() == markdown
+
+
+def test_a_stamped_row_is_skipped_only_while_its_inputs_are_unchanged(table_script, tmp_path):
+    """The bundles are not committed, so a fresh clone knows a row is checked from its stamp alone,
+    and the table reads the bundle's facts from it."""
+    model = table_script.MODELS["nopeek"]
+    p = table_script.paths_for(tmp_path, "mnist", "nopeek", "full")
+    twin = table_script.paths_for(tmp_path, "mnist", "plain", "full").checkpoint
+    for path, data in ((p.checkpoint, b"nopeek weights"), (twin, b"twin weights")):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    _write(p.manifest, {"features": {"shape": [None, 128, 8, 8]}, "model": {"edge_macs": 19464192},
+                        "parity": {"passed": True}, "files": {"edge.int8.onnx": "not read"}})
+    _write(p.check_json, {"passed": True, "budget": {"name": "full"}})
+    _write(p.metrics, {"test_accuracy": 0.98, "training": {"epochs": 40.0}})
+    assert not table_script.checked_already(model, p, "full", twin)
+    table_script.write_stamp(model, p, "full", twin)
+    assert table_script.checked_already(model, p, "full", twin)
+    assert not table_script.checked_already(model, p, "fast", twin)
+    assert not table_script.checked_already(table_script.MODELS["noise"], p, "full", twin)  # other export options
+
+    for path in sorted(p.bundle.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    p.bundle.rmdir()
+    table = table_script.collect(tmp_path, [table_script.DATASETS["mnist"]], [model], {"mnist": 40.0}, "full")
+    row = table["datasets"][0]["rows"][0]
+    assert row["bytes_per_image_int8"] == 8192 and row["edge_macs"] == 19464192 and row["parity_passed"] is True
+
+    p.checkpoint.write_bytes(b"retrained weights")
+    assert not table_script.checked_already(model, p, "full", twin)
+    twin.write_bytes(b"another twin")
+    p.checkpoint.write_bytes(b"nopeek weights")
+    assert not table_script.checked_already(model, p, "full", twin)

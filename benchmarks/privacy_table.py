@@ -486,6 +486,7 @@ def table_row(model: Model, metrics: dict | None, inspect: dict | None, manifest
         accuracy_int8=_get(check, "accuracy", "deployed"),
         decoder_ssim=_interval(_get(check, "attack", "deployed", "ssim"), 4),
         decoder_psnr=_interval(_get(check, "attack", "deployed", "psnr"), 2),
+        decoder_mse=_interval(_get(check, "attack", "deployed", "mse"), 6),
         twin_decoder_ssim=_round(_get(check, "attack", "twin", "ssim", "mean"), 4),
         label_only_ssim=_round(_get(check, "attack", "baselines", "label_only_ssim"), 4),
         whitebox_ssim=_round(_get(check, "whitebox", "fake_quantised", "ssim") or _get(check, "whitebox", "float", "ssim"), 4),
@@ -533,14 +534,15 @@ def _gate(row: dict) -> str:
     return status
 
 
-COLUMNS = ("model", "test acc (float)", "int8 acc", "decoder SSIM [95 % CI]", "decoder PSNR dB [95 % CI]",
+COLUMNS = ("model", "test acc (float)", "int8 acc", "decoder SSIM [95 % CI]", "decoder MSE", "decoder PSNR dB [95 % CI]",
            "white-box SSIM", "MINE (nats)", "dCor", "bytes / image (int8)", "edge MACs", "gate", "reconstructions")
 
 
 def markdown_row(row: dict) -> str:
     grid = row.get("reconstructions")
     cells = [row["label"], _pct(row.get("test_accuracy")), _pct(row.get("accuracy_int8")),
-             _ci(row.get("decoder_ssim"), 3), _ci(row.get("decoder_psnr"), 2), _num(row.get("whitebox_ssim"), 3),
+             _ci(row.get("decoder_ssim"), 3), _num(_get(row, "decoder_mse", "mean"), 5), _ci(row.get("decoder_psnr"), 2),
+             _num(row.get("whitebox_ssim"), 3),
              _num(row.get("mine_nats"), 2), _num(row.get("dcor"), 3), _count(row.get("bytes_per_image_int8")),
              _macs(row.get("edge_macs")), _gate(row), f"[grid]({grid})" if grid else ""]
     return "| " + " | ".join(cells) + " |"
@@ -565,9 +567,12 @@ def markdown_table(table: dict) -> str:
                          f"{others[0]['label_only_ssim']:.3f}")
         if twin is not None:
             notes.append(f"- the twin's own decoder SSIM in the checks: {twin['twin_decoder_ssim']:.3f}")
-        for row in dataset["rows"]:
-            for cut in row.get("budget_cuts") or []:
-                notes.append(f"- {row['label']}: {cut}")
+        checked = [row for row in dataset["rows"] if row.get("budget")]
+        shared = ([cut for cut in checked[0].get("budget_cuts") or []
+                   if all(cut in (row.get("budget_cuts") or []) for row in checked)] if checked else [])
+        notes += [f"- every check: {cut}" for cut in shared]
+        for row in checked:
+            notes += [f"- {row['label']}: {cut}" for cut in row.get("budget_cuts") or [] if cut not in shared]
         if notes:
             lines += ["", *notes]
         lines.append("")

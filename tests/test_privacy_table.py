@@ -105,14 +105,19 @@ def test_collected_table_picks_and_formats_each_figure(table_script, tmp_path):
     _write(nopeek.check_json, {
         "passed": False, "budget": {"name": "full"}, "seconds": 12.0,
         "accuracy": {"float": 0.9123, "deployed": 0.9101},
-        "attack": {"deployed": {"ssim": _stat(0.61234, 0.6011, 0.6222), "psnr": _stat(18.456, 18.31, 18.6)},
+        "attack": {"deployed": {"ssim": _stat(0.61234, 0.6011, 0.6222), "psnr": _stat(18.456, 18.31, 18.6),
+                                "mse": _stat(0.012341, 0.0120, 0.0126)},
                    "twin": {"ssim": {"mean": 0.87}}, "baselines": {"label_only_ssim": 0.4481}},
         "whitebox": {"float": {"ssim": 0.2}, "fake_quantised": {"ssim": 0.1234}},
         "information": {"deployed": {"mi_nats": 4.5678, "dcor": 0.81234}, "twin": {"mi_nats": 6.5}},
         "bounds": [{"name": "accuracy drop", "passed": True}, {"name": "SSIM increase", "passed": False}],
-        "data": {"budget_cuts": []},
+        "data": {"budget_cuts": ["MINE trains on 3000 pairs", "the test split has 2000 images"]},
     })
     nopeek.grid.write_bytes(b"png")
+    plain = table_script.paths_for(out, "fmnist", "plain", "full")
+    _write(plain.metrics, {"test_accuracy": 0.93, "training": {"epochs": 10.0}})
+    _write(plain.check_json, {"passed": True, "budget": {"name": "full"},
+                              "data": {"budget_cuts": ["MINE trains on 3000 pairs"]}})
     ae = table_script.paths_for(out, "fmnist", "ae", "full")
     _write(ae.metrics, {"test_accuracy": 0.9, "training": {"epochs": 10.0}})  # trained, not exported or checked yet
     models = [table_script.MODELS[k] for k in ("nopeek", "ae", "dropout", "plain")]
@@ -122,19 +127,22 @@ def test_collected_table_picks_and_formats_each_figure(table_script, tmp_path):
     assert rows["nopeek"]["status"] == "check fails" and rows["nopeek"]["broken_bounds"] == ["SSIM increase"]
     assert rows["nopeek"]["bytes_per_image_int8"] == 8192 and rows["nopeek"]["edge_macs"] == 19464192
     assert rows["nopeek"]["decoder_ssim"]["per_seed"] == [0.6113, 0.6133]
-    assert rows["ae"]["status"] == "trained" and rows["plain"]["status"] == "not trained"
-    assert rows["dropout"]["status"] == "not trained"  # it reads the twin's files, and the twin has none yet
+    assert rows["ae"]["status"] == "trained" and rows["plain"]["status"] == "check passes"
+    assert rows["dropout"]["status"] == "trained"  # it reads the twin's metrics, and has no check of its own yet
     assert rows["dropout"]["perturbation"] == {"drop_rate": 0.8} and "device" in rows["dropout"]["note"]
 
     markdown = table_script.markdown_table(table)
     cells = {line.split(" | ")[0].lstrip("| "): [c.strip() for c in line.strip("|").split("|")]
              for line in markdown.splitlines() if line.startswith("| ") and not line.startswith("| model")}
-    assert cells["NoPeek β 1"][1:] == ["91.23 %", "91.01 %", "0.612 [0.601, 0.622]", "18.46 [18.31, 18.60]", "0.123",
+    assert cells["NoPeek β 1"][1:] == ["91.23 %", "91.01 %", "0.612 [0.601, 0.622]", "0.01234", "18.46 [18.31, 18.60]", "0.123",
                                        "4.57", "0.812", "8,192", "19.5 M", "fails: SSIM increase",
                                        "[grid](fmnist/nopeek/check-full/reconstructions.png)"]
     ae_cells = cells["autoencoder bottleneck (AE_Classifier_4)"]
     assert ae_cells[1] == "90.00 %" and ae_cells[3] == "" and ae_cells[-2] == "trained"
-    assert cells["twin + dropout on z (rate 0.8)"][-2] == "not trained"
+    assert cells["twin + dropout on z (rate 0.8)"][-2] == "trained"
+    # a budget cut every check shares is said once; one row's own cut is said for that row
+    assert markdown.count("MINE trains on 3000 pairs") == 1 and "- every check: MINE trains on 3000 pairs" in markdown
+    assert "- NoPeek β 1: the test split has 2000 images" in markdown
     assert "label-only baseline SSIM (the class-mean image of the true label): 0.448" in markdown
     assert "## Fashion-MNIST" in markdown and "10 epochs for every model" in markdown
 

@@ -118,9 +118,12 @@ def test_collected_table_picks_and_formats_each_figure(table_script, tmp_path):
     _write(plain.metrics, {"test_accuracy": 0.93, "training": {"epochs": 10.0}})
     _write(plain.check_json, {"passed": True, "budget": {"name": "full"},
                               "data": {"budget_cuts": ["MINE trains on 3000 pairs"]}})
+    noise = table_script.paths_for(out, "fmnist", "noise", "full")  # the twin's checkpoint, z perturbed
+    _write(noise.check_json, {"passed": True, "budget": {"name": "full"}, "accuracy": {"float": 0.2735, "deployed": 0.2745},
+                              "data": {"budget_cuts": ["MINE trains on 3000 pairs"]}})
     ae = table_script.paths_for(out, "fmnist", "ae", "full")
     _write(ae.metrics, {"test_accuracy": 0.9, "training": {"epochs": 10.0}})  # trained, not exported or checked yet
-    models = [table_script.MODELS[k] for k in ("nopeek", "ae", "dropout", "plain")]
+    models = [table_script.MODELS[k] for k in ("nopeek", "ae", "dropout", "noise", "plain")]
     table = table_script.collect(out, [table_script.DATASETS["fmnist"]], models, {"fmnist": 10.0}, "full",
                                  generated="2026-01-01T00:00:00+00:00")
     rows = {row["model"]: row for row in table["datasets"][0]["rows"]}
@@ -140,6 +143,9 @@ def test_collected_table_picks_and_formats_each_figure(table_script, tmp_path):
     ae_cells = cells["autoencoder bottleneck (AE_Classifier_4)"]
     assert ae_cells[1] == "90.00 %" and ae_cells[3] == "" and ae_cells[-2] == "trained"
     assert cells["twin + dropout on z (rate 0.8)"][-2] == "trained"
+    assert cells["twin + dropout on z (rate 0.8)"][1] == "93.00 %"  # no check yet: the twin's training figure
+    # checked: the float model with the same perturbation of z, not the twin's training figure
+    assert cells["twin + Gaussian noise on z (std 0.8)"][1:3] == ["27.35 %", "27.45 %"]
     # a budget cut every check shares is said once; one row's own cut is said for that row
     assert markdown.count("MINE trains on 3000 pairs") == 1 and "- every check: MINE trains on 3000 pairs" in markdown
     assert "- NoPeek β 1: the test split has 2000 images" in markdown
